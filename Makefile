@@ -1,0 +1,50 @@
+# Metachat. `make run` starts the whole platform on embedded defaults; `make test` is what CI runs.
+SHELL := /bin/bash
+GO ?= go
+GOLANGCI_VERSION := v2.15.0
+BIN := $(CURDIR)/bin
+LINT := $(BIN)/golangci-lint
+FUZZTIME ?= 3s
+
+.PHONY: run build test vet lint gotest fuzz-short fuzz bench clean
+
+## run: start the whole platform (embedded NATS, managed Postgres) on http://127.0.0.1:8080
+run:
+	$(GO) run ./cmd/metachat serve
+
+## build: build bin/metachat
+build:
+	$(GO) build -o $(BIN)/metachat ./cmd/metachat
+
+## test: gofmt, vet, lint, the race-enabled test suite and a short fuzz of every fuzz target
+test: fmtcheck vet lint gotest fuzz-short
+
+fmtcheck:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+$(LINT):
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+
+lint: $(LINT)
+	$(LINT) run ./...
+
+gotest:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz-short: every fuzz target for $(FUZZTIME) each (CI); `make fuzz FUZZTIME=2m` for longer runs
+fuzz-short:
+	@./scripts/fuzz.sh $(FUZZTIME)
+
+fuzz:
+	@./scripts/fuzz.sh $(if $(filter 3s,$(FUZZTIME)),60s,$(FUZZTIME))
+
+## bench: every speed and memory figure, printed as a table
+bench:
+	$(GO) run ./bench
+
+clean:
+	rm -rf $(BIN)
