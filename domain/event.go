@@ -80,6 +80,27 @@ func (a AggregateRef) Validate() error {
 	return nil
 }
 
+// IsUUID reports whether s is a UUID in its canonical textual form (8-4-4-4-12 hexadecimal digits).
+// Tenant ids, and the ids of everything Metachat creates, are UUIDs.
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if (r < '0' || r > '9') && (r < 'a' || r > 'f') && (r < 'A' || r > 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func tokenProblem(v string) string {
 	if v == "" {
 		return "must not be empty"
@@ -115,7 +136,8 @@ func (e *ConcurrencyError) Unwrap() error {
 }
 
 // Filter selects events when reading or subscribing. Empty fields match everything; AggregateType
-// and AggregateID need TenantID.
+// and AggregateID need TenantID; AggregateID alone (without AggregateType) matches that id under
+// any type.
 type Filter struct {
 	TenantID      string
 	AggregateType string
@@ -139,9 +161,17 @@ type AppendResult struct {
 type EventStore interface {
 	// Append stores events for one aggregate, all or none, if the aggregate's version equals
 	// expected (0: the aggregate must not exist yet). Every envelope must have an ID, a Type and a
-	// SchemaVersion; tenant and aggregate fields are set from agg. Events whose IDs were stored
-	// before are not stored again (Duplicate). Returns a *ConcurrencyError (ECONFLICT) on a version
-	// mismatch, EINVALID for a bad reference or envelope, EUNAVAILABLE when the store is unreachable.
+	// SchemaVersion; tenant and aggregate fields are set from agg.
+	//
+	// De-duplication: an append retried with the same events at the same expected version (for
+	// example after a lost acknowledgement) reports Duplicate with the original sequences and
+	// stores nothing, at any time. A single event whose ID was stored before (within the JetStream
+	// duplicate window) also reports Duplicate; a batch containing some already-stored IDs is
+	// refused whole with ECONFLICT, never partially stored.
+	//
+	// Returns a *ConcurrencyError (ECONFLICT) on a version mismatch, EINVALID for a bad reference
+	// or envelope, ETOOLARGE for too many or too large events, EUNAVAILABLE when the store is
+	// unreachable.
 	Append(ctx context.Context, agg AggregateRef, expected uint64, events ...Envelope) (AppendResult, error)
 
 	// Load returns the aggregate's events with a sequence greater than after, in order, and the

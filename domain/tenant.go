@@ -131,8 +131,8 @@ func decideTenant(s Tenant, c TenantCommand) ([]Event, error) {
 		if err != nil {
 			return nil, err
 		}
-		if tokenProblem(c.TenantID) != "" {
-			return nil, Invalid("Invalid tenant id.", FieldError{Field: "tenant_id", Message: tokenProblem(c.TenantID)})
+		if !IsUUID(c.TenantID) {
+			return nil, Invalid("Invalid tenant id.", FieldError{Field: "tenant_id", Message: "must be a UUID"})
 		}
 		return []Event{&TenantCreated{TenantID: c.TenantID, Name: name, Plan: DefaultPlan, CreatedAt: c.At.UTC()}}, nil
 	case RenameTenant:

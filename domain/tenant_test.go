@@ -13,7 +13,8 @@ import (
 func TestTenantDecider(t *testing.T) {
 	d := domain.TenantDecider()
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	created := &domain.TenantCreated{TenantID: "t1", Name: "Acme", Plan: "free", CreatedAt: at}
+	const tid = "0193f9b4-2c1a-7c3e-9a55-3b1d2f4e5a01"
+	created := &domain.TenantCreated{TenantID: tid, Name: "Acme", Plan: "free", CreatedAt: at}
 	tests := []struct {
 		name     string
 		history  []domain.Event
@@ -21,11 +22,12 @@ func TestTenantDecider(t *testing.T) {
 		want     []domain.Event
 		wantCode string
 	}{
-		{"create", nil, domain.CreateTenant{TenantID: "t1", Name: "  Acme ", At: at}, []domain.Event{created}, ""},
-		{"create twice", []domain.Event{created}, domain.CreateTenant{TenantID: "t1", Name: "Acme", At: at}, nil, domain.ECONFLICT},
-		{"create empty name", nil, domain.CreateTenant{TenantID: "t1", Name: "  ", At: at}, nil, domain.EINVALID},
-		{"create long name", nil, domain.CreateTenant{TenantID: "t1", Name: strings.Repeat("é", 101), At: at}, nil, domain.EINVALID},
+		{"create", nil, domain.CreateTenant{TenantID: tid, Name: "  Acme ", At: at}, []domain.Event{created}, ""},
+		{"create twice", []domain.Event{created}, domain.CreateTenant{TenantID: tid, Name: "Acme", At: at}, nil, domain.ECONFLICT},
+		{"create empty name", nil, domain.CreateTenant{TenantID: tid, Name: "  ", At: at}, nil, domain.EINVALID},
+		{"create long name", nil, domain.CreateTenant{TenantID: tid, Name: strings.Repeat("é", 101), At: at}, nil, domain.EINVALID},
 		{"create bad id", nil, domain.CreateTenant{TenantID: "a.b", Name: "x", At: at}, nil, domain.EINVALID},
+		{"create non-uuid id", nil, domain.CreateTenant{TenantID: "acme", Name: "x", At: at}, nil, domain.EINVALID},
 		{"rename", []domain.Event{created}, domain.RenameTenant{Name: "Globex", At: at}, []domain.Event{&domain.TenantRenamed{Name: "Globex", RenamedAt: at}}, ""},
 		{"rename to same name", []domain.Event{created}, domain.RenameTenant{Name: "Acme", At: at}, nil, ""},
 		{"rename missing", nil, domain.RenameTenant{Name: "Globex", At: at}, nil, domain.ENOTFOUND},
@@ -45,7 +47,7 @@ func TestTenantDecider(t *testing.T) {
 		})
 	}
 	s := d.Fold([]domain.Event{created, &domain.TenantRenamed{Name: "Globex", RenamedAt: at}})
-	if !s.Exists || s.Name != "Globex" || s.Plan != "free" || s.ID != "t1" {
+	if !s.Exists || s.Name != "Globex" || s.Plan != "free" || s.ID != tid {
 		t.Errorf("folded state %+v", s)
 	}
 }

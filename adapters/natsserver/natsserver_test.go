@@ -3,7 +3,6 @@ package natsserver_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -186,74 +185,5 @@ func TestLimitsAndSyncAlways(t *testing.T) {
 	}
 	if _, err := js.Publish(t.Context(), "s", []byte("x")); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestCheckServerVersion(t *testing.T) {
-	srv := start(t, newConfig(t))
-	nc := connect(t, srv.ClientURL())
-	if err := natsserver.CheckServerVersion(nc, natsserver.MinServerVersion); err != nil {
-		t.Fatalf("embedded server %s: %v", nc.ConnectedServerVersion(), err)
-	}
-	tests := []struct {
-		min     string
-		tooOld  bool
-		invalid bool
-	}{
-		{min: "2.9"},
-		{min: "2.12"},
-		{min: "v2.12.0"},
-		{min: nc.ConnectedServerVersion()},
-		{min: nc.ConnectedServerVersion() + "-rc.1"},
-		{min: "2.99.0", tooOld: true},
-		{min: "3", tooOld: true},
-		{min: "two", invalid: true},
-		{min: "2.12.0-", invalid: true},
-	}
-	for _, tt := range tests {
-		err := natsserver.CheckServerVersion(nc, tt.min)
-		var verr *natsserver.VersionError
-		switch {
-		case tt.tooOld && !errors.As(err, &verr):
-			t.Errorf("min %s: want a VersionError, got %v", tt.min, err)
-		case tt.invalid && (err == nil || errors.As(err, &verr)):
-			t.Errorf("min %s: want an invalid-version error, got %v", tt.min, err)
-		case !tt.tooOld && !tt.invalid && err != nil:
-			t.Errorf("min %s: %v", tt.min, err)
-		}
-	}
-}
-
-// TestCheckServerVersionRefusesOldServer uses the machine's own NATS on the standard port, when
-// there is one and it is older than Metachat needs.
-func TestCheckServerVersionRefusesOldServer(t *testing.T) {
-	nc, err := nats.Connect(nats.DefaultURL, nats.Timeout(2*time.Second), nats.NoReconnect())
-	if err != nil {
-		t.Skipf("no NATS server at %s: %v", nats.DefaultURL, err)
-	}
-	defer nc.Close()
-	err = natsserver.CheckServerVersion(nc, natsserver.MinServerVersion)
-	if err == nil {
-		t.Skipf("NATS server at %s is %s, not older than %s", nats.DefaultURL, nc.ConnectedServerVersion(), natsserver.MinServerVersion)
-	}
-	var verr *natsserver.VersionError
-	if !errors.As(err, &verr) || !strings.Contains(err.Error(), "unset NATS_URL") {
-		t.Fatalf("want a VersionError, got %v", err)
-	}
-	t.Log(err)
-}
-
-func TestConfigValidate(t *testing.T) {
-	if err := (natsserver.Config{}).Validate(); err != nil {
-		t.Fatalf("zero config: %v", err)
-	}
-	err := natsserver.Config{Port: -1, SyncAlways: true, SyncInterval: time.Second, MaxStore: -5}.Validate()
-	if err == nil {
-		t.Fatal("want an error")
-	}
-	for _, want := range []string{"port -1", "mutually exclusive", "max store"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %q", err, want)
-		}
 	}
 }

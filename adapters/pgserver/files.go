@@ -166,7 +166,7 @@ func clearStaleLock(ctx context.Context, pgdata string, log *slog.Logger) error 
 	first, _, _ := strings.Cut(string(b), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(first))
 	if err != nil || pid <= 0 {
-		return nil // postgres reports malformed lock files itself
+		return nil //nolint:nilerr // postgres reports malformed lock files itself
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for logged := false; ; logged = true {

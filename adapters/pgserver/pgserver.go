@@ -227,9 +227,9 @@ func (s *Server) waitReady(ctx context.Context) error {
 		lastErr = err
 		select {
 		case <-s.exited:
-			return fmt.Errorf("postgres exited during startup (%v):\n%s", s.waitErr, s.out.Tail())
+			return fmt.Errorf("postgres exited during startup (%w):\n%s", s.waitErr, s.out.Tail())
 		case <-ctx.Done():
-			return fmt.Errorf("wait for postgres to accept connections: %w (last attempt: %v)", ctx.Err(), lastErr)
+			return fmt.Errorf("wait for postgres to accept connections: %w (last attempt: %w)", ctx.Err(), lastErr)
 		case <-tick.C:
 		}
 	}

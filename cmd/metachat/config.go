@@ -1,0 +1,159 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything `metachat` reads from its environment and flags. Environment variables use
+// the METACHAT_ prefix, plus the conventional DATABASE_URL and NATS_URL; flags override them.
+type Config struct {
+	// Env is "development" (readable text logs) or "production" (JSON logs). METACHAT_ENV.
+	Env string
+	// LogLevel is debug, info, warn or error. METACHAT_LOG_LEVEL.
+	LogLevel string
+	// DataDir holds the embedded NATS store, the managed Postgres and discovery files. METACHAT_DATA_DIR.
+	DataDir string
+	// HTTPAddr is the API's listen address. METACHAT_HTTP_ADDR.
+	HTTPAddr string
+	// DatabaseURL is an external Postgres; empty starts a managed local one. DATABASE_URL.
+	DatabaseURL string
+	// NATSURL is an external NATS server (2.12+); empty starts an embedded one. NATS_URL.
+	NATSURL string
+	// NATSReplicas is the event stream's replica count. METACHAT_NATS_REPLICAS.
+	NATSReplicas int
+	// NATSSyncAlways makes the embedded server fsync every write before acknowledging it.
+	// METACHAT_NATS_SYNC_ALWAYS.
+	NATSSyncAlways bool
+	// ShutdownTimeout bounds graceful shutdown. METACHAT_SHUTDOWN_TIMEOUT.
+	ShutdownTimeout time.Duration
+	// ReadYourWritesTimeout bounds how long a read waits for its projection. METACHAT_RYW_TIMEOUT.
+	ReadYourWritesTimeout time.Duration
+}
+
+// envVars names the environment variable of each setting, in the order help lists them.
+var envVars = []struct{ name, flag, help string }{
+	{"METACHAT_ENV", "env", "development (text logs) or production (JSON logs)"},
+	{"METACHAT_LOG_LEVEL", "log-level", "debug, info, warn or error"},
+	{"METACHAT_DATA_DIR", "data-dir", "directory for the embedded NATS store and managed Postgres"},
+	{"METACHAT_HTTP_ADDR", "http-addr", "HTTP listen address"},
+	{"DATABASE_URL", "database-url", "external Postgres URL; empty starts a managed local Postgres"},
+	{"NATS_URL", "nats-url", "external NATS URL (2.12+); empty starts an embedded NATS"},
+	{"METACHAT_NATS_REPLICAS", "nats-replicas", "replicas of the event stream"},
+	{"METACHAT_NATS_SYNC_ALWAYS", "nats-sync-always", "embedded NATS fsyncs every write before acknowledging"},
+	{"METACHAT_SHUTDOWN_TIMEOUT", "shutdown-timeout", "graceful shutdown bound"},
+	{"METACHAT_RYW_TIMEOUT", "ryw-timeout", "read-your-writes wait bound"},
+}
+
+// defaultConfig returns the configuration with every default filled in.
+func defaultConfig() Config {
+	return Config{
+		Env:                   "development",
+		LogLevel:              "info",
+		DataDir:               ".data",
+		HTTPAddr:              "127.0.0.1:8080",
+		NATSReplicas:          1,
+		ShutdownTimeout:       15 * time.Second,
+		ReadYourWritesTimeout: 2 * time.Second,
+	}
+}
+
+// loadEnv overlays environment variables on c; getenv is os.Getenv in production. Parse errors are
+// reported together.
+func (c *Config) loadEnv(getenv func(string) string) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	str("METACHAT_ENV", &c.Env)
+	str("METACHAT_LOG_LEVEL", &c.LogLevel)
+	str("METACHAT_DATA_DIR", &c.DataDir)
+	str("METACHAT_HTTP_ADDR", &c.HTTPAddr)
+	str("DATABASE_URL", &c.DatabaseURL)
+	str("NATS_URL", &c.NATSURL)
+	if v := getenv("METACHAT_NATS_REPLICAS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("METACHAT_NATS_REPLICAS=%q: not a whole number", v))
+		}
+		c.NATSReplicas = n
+	}
+	if v := getenv("METACHAT_NATS_SYNC_ALWAYS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("METACHAT_NATS_SYNC_ALWAYS=%q: not true or false", v))
+		}
+		c.NATSSyncAlways = b
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a duration such as 10s", name, v))
+			}
+			*dst = d
+		}
+	}
+	dur("METACHAT_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	dur("METACHAT_RYW_TIMEOUT", &c.ReadYourWritesTimeout)
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem with the configuration at once, each naming its variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch c.Env {
+	case "development", "production":
+	default:
+		bad("METACHAT_ENV=%q: must be development or production", c.Env)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("METACHAT_LOG_LEVEL=%q: must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.DataDir == "" {
+		bad("METACHAT_DATA_DIR: must not be empty")
+	}
+	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("METACHAT_HTTP_ADDR=%q: must be host:port (%v)", c.HTTPAddr, err)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("METACHAT_HTTP_ADDR=%q: bad port", c.HTTPAddr)
+	}
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("DATABASE_URL: must be a postgres:// URL")
+		}
+	}
+	if c.NATSURL != "" {
+		for _, part := range strings.Split(c.NATSURL, ",") {
+			if u, err := url.Parse(strings.TrimSpace(part)); err != nil || u.Host == "" {
+				bad("NATS_URL: %q is not a URL such as nats://host:4222", part)
+			}
+		}
+	}
+	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
+		bad("METACHAT_NATS_REPLICAS=%d: must be between 1 and 5", c.NATSReplicas)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("METACHAT_SHUTDOWN_TIMEOUT=%s: must be positive", c.ShutdownTimeout)
+	}
+	if c.ReadYourWritesTimeout <= 0 || c.ReadYourWritesTimeout > time.Minute {
+		bad("METACHAT_RYW_TIMEOUT=%s: must be between 0 and 1m", c.ReadYourWritesTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// path returns a path inside the data directory.
+func (c Config) path(elem ...string) string {
+	return filepath.Join(append([]string{c.DataDir}, elem...)...)
+}

@@ -1,0 +1,187 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary builds cmd/metachat once per test binary run.
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "metachat-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "metachat")
+	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// safeBuffer is a bytes.Buffer safe for a child process's output and the test reading it.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// dataDir returns a fresh data directory the managed Postgres (run as the postgres user when the
+// test runs as root) can reach.
+func dataDir(t *testing.T) string {
+	t.Helper()
+	parent := t.TempDir()
+	for _, d := range []string{filepath.Dir(parent), parent} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(parent, "data")
+}
+
+// TestServeStartsOnEmbeddedDefaults runs `metachat serve` as a process with no DATABASE_URL or
+// NATS_URL and a fresh data directory: it must start its own NATS and Postgres, answer 200 on
+// /api/health, and exit cleanly on SIGTERM, leaving no child process behind.
+func TestServeStartsOnEmbeddedDefaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	dir := dataDir(t)
+	var logs safeBuffer
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(filteredEnv(), "METACHAT_HTTP_ADDR="+addr, "METACHAT_DATA_DIR="+dir, "METACHAT_ENV=production")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	health := waitHealthy(t, "http://"+addr+"/api/health", exited, &logs)
+	for _, c := range []string{"nats", "postgres", "projections"} {
+		if health.Components[c].Status != "ok" {
+			t.Errorf("component %s: %+v", c, health.Components[c])
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nats")); err != nil {
+		t.Errorf("embedded NATS store not under the data dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "postgres")); err != nil {
+		t.Errorf("managed Postgres not under the data dir: %v", err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("serve exited with %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not exit within 30s of SIGTERM\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "metachat stopped") {
+		t.Errorf("no clean-stop log line:\n%s", logs.String())
+	}
+	if out, _ := exec.Command("pgrep", "-f", filepath.Join(dir, "postgres")).Output(); len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("postgres processes left behind: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nats.url")); !os.IsNotExist(err) {
+		t.Errorf("discovery file left behind: %v", err)
+	}
+}
+
+type healthResponse struct {
+	Status     string `json:"status"`
+	Components map[string]struct {
+		Status  string          `json:"status"`
+		Error   string          `json:"error"`
+		Details json.RawMessage `json:"details"`
+	} `json:"components"`
+}
+
+func waitHealthy(t *testing.T, url string, exited <-chan error, logs *safeBuffer) healthResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var last string
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited early: %v\n%s", err, logs.String())
+		case <-ctx.Done():
+			t.Fatalf("not healthy within 3 minutes; last answer %q\n%s", last, logs.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		var h healthResponse
+		err = json.NewDecoder(resp.Body).Decode(&h)
+		resp.Body.Close()
+		last = fmt.Sprintf("%d %+v %v", resp.StatusCode, h, err)
+		if resp.StatusCode == http.StatusOK && err == nil {
+			return h
+		}
+	}
+}
+
+// filteredEnv is the test's environment without settings that would point serve elsewhere.
+func filteredEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "DATABASE_URL=") || strings.HasPrefix(kv, "NATS_URL=") || strings.HasPrefix(kv, "METACHAT_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}

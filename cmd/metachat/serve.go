@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/metachat/metachat/adapters/httpapi"
+)
+
+func newServeCmd(cfg *Config) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API and the projectors (embedded NATS and managed Postgres unless configured)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), *cfg, cmd.ErrOrStderr())
+		},
+	}
+}
+
+// serve runs until ctx is cancelled (SIGINT or SIGTERM), then shuts down gracefully: stop accepting
+// and drain HTTP, stop the projectors, close the pools, the NATS connection and the servers it
+// started.
+func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
+	logger := newLogger(cfg, logOut)
+	in, err := startInfra(ctx, cfg, logger, newLoggerAt(cfg, logOut, slog.LevelWarn), true)
+	if err != nil {
+		return err
+	}
+	shutdownCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	}
+	defer func() {
+		sctx, cancel := shutdownCtx()
+		defer cancel()
+		in.removeDiscovery(cfg)
+		in.close(sctx)
+		logger.Info("metachat stopped")
+	}()
+
+	a, err := openApp(ctx, cfg, logger, in)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := a.manager.Ensure(ctx); err != nil {
+		return fmt.Errorf("prepare projections: %w", err)
+	}
+
+	api, err := httpapi.NewServer(httpapi.Config{Logger: logger.With("component", "http"), Health: a.healthChecks(in.nc)})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on METACHAT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	start := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	start("projections", func() error { return a.manager.Run(workCtx) })
+	start("waiter", func() error { return a.waiter.Run(workCtx) })
+	start("http", func() error { return srv.Serve(ln) })
+	logger.Info("metachat serving", "url", "http://"+ln.Addr().String(), "health", "http://"+ln.Addr().String()+"/api/health")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "cause", context.Cause(ctx))
+	case runErr = <-errc:
+		logger.Error("a component failed; shutting down", "err", runErr)
+	}
+	sctx, cancel := shutdownCtx()
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("HTTP shutdown", "err", err)
+		_ = srv.Close()
+	}
+	stopWork()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+		logger.Error("components did not stop within the shutdown timeout")
+	}
+	return runErr
+}

@@ -1,0 +1,184 @@
+package projections
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/metachat/metachat/domain"
+	"github.com/metachat/metachat/eventstore"
+)
+
+// delivered is one fetched message with its stream position.
+type delivered struct {
+	msg jetstream.Msg
+	seq uint64
+	// pending is how many events the consumer still had to deliver after this one.
+	pending uint64
+}
+
+// poison is an event the projection could not decode or apply.
+type poison struct {
+	index int
+	seq   uint64
+	env   domain.Envelope
+	err   error
+}
+
+// batchResult is what one batch transaction did.
+type batchResult struct {
+	checkpoint uint64
+	applied    int
+	poison     *poison
+}
+
+// handle applies one fetched batch and acknowledges it. A poison event rolls the batch back; the
+// events before it are then applied alone, and the runner stops at the poison event.
+func (r *Runner) handle(ctx context.Context, msgs []jetstream.Msg) error {
+	batch := make([]delivered, 0, len(msgs))
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		batch = append(batch, delivered{msg: m, seq: md.Sequence.Stream, pending: md.NumPending})
+	}
+	// One consumer delivers in order; redeliveries may interleave, and the checkpoint skips them.
+	slices.SortStableFunc(batch, func(a, b delivered) int { return cmp.Compare(a.seq, b.seq) })
+
+	var stop *poison
+	for len(batch) > 0 {
+		res, err := r.applyBatch(ctx, batch)
+		if err != nil {
+			return err
+		}
+		if res.poison == nil {
+			last := batch[len(batch)-1]
+			r.ack(ctx, last)
+			r.committed(res, last)
+			break
+		}
+		stop = res.poison
+		batch = batch[:stop.index]
+	}
+	if stop != nil {
+		return r.stop(ctx, stop)
+	}
+	return nil
+}
+
+// applyBatch applies the events of batch above the checkpoint in one transaction with the
+// checkpoint update, or finds the first poison event (and then applies nothing).
+func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult, error) {
+	tx, err := r.cfg.Pool.Begin(ctx)
+	if err != nil {
+		return batchResult{}, fmt.Errorf("begin batch: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var cp int64
+	err = tx.QueryRow(ctx, `SELECT last_seq FROM public.projection_checkpoints
+		WHERE projection = $1 AND generation = $2 FOR UPDATE`, r.name, r.cfg.Generation).Scan(&cp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return batchResult{}, fmt.Errorf("%w: no checkpoint", errGenerationGone)
+	}
+	if err != nil {
+		return batchResult{}, fmt.Errorf("lock checkpoint: %w", err)
+	}
+	res := batchResult{checkpoint: uint64(cp)}
+	for i, d := range batch {
+		if d.seq <= res.checkpoint {
+			continue // applied before: a redelivery
+		}
+		env, err := eventstore.DecodeMsg(d.msg.Subject(), d.msg.Data(), d.seq)
+		if err == nil {
+			err = r.cfg.Projection.Apply(ctx, tx, r.schema, env)
+		}
+		if err != nil {
+			if transient(ctx, err) {
+				return batchResult{}, fmt.Errorf("apply event %d: %w", d.seq, err)
+			}
+			return batchResult{poison: &poison{index: i, seq: d.seq, env: env, err: err}}, nil
+		}
+		res.checkpoint = d.seq
+		res.applied++
+	}
+	if res.applied == 0 {
+		return res, nil
+	}
+	if h := r.cfg.Hooks.AfterApply; h != nil {
+		if err := h(res.checkpoint); err != nil {
+			return batchResult{}, fmt.Errorf("after apply hook: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE public.projection_checkpoints
+		SET last_seq = $3, updated_at = now(), stopped_at = NULL, stop_error = NULL, stop_seq = NULL
+		WHERE projection = $1 AND generation = $2`, r.name, r.cfg.Generation, int64(res.checkpoint)); err != nil {
+		return batchResult{}, fmt.Errorf("update checkpoint: %w", err)
+	}
+	payload := r.name + ":" + strconv.Itoa(r.cfg.Generation) + ":" + strconv.FormatUint(res.checkpoint, 10)
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", CheckpointChannel, payload); err != nil {
+		return batchResult{}, fmt.Errorf("notify checkpoint: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return batchResult{}, fmt.Errorf("commit batch: %w", err)
+	}
+	if h := r.cfg.Hooks.AfterCommit; h != nil {
+		if err := h(res.checkpoint); err != nil {
+			return batchResult{}, fmt.Errorf("after commit hook: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// ack acknowledges everything up to d (the consumer's policy is AckAll) and waits for the server to
+// confirm. A failed acknowledgement is only logged: the events will be redelivered and skipped.
+func (r *Runner) ack(ctx context.Context, d delivered) {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := d.msg.DoubleAck(actx); err != nil && ctx.Err() == nil {
+		r.log.WarnContext(ctx, "acknowledge batch; it will be redelivered and skipped", "seq", d.seq, "error", err)
+	}
+}
+
+// committed records a committed batch in the status and tells OnCommit.
+func (r *Runner) committed(res batchResult, last delivered) {
+	r.update(func(s *Status) {
+		if res.checkpoint > s.Checkpoint {
+			s.Checkpoint = res.checkpoint
+		}
+		s.Lag = last.pending
+		s.StreamLastSeq = max(last.seq+last.pending, s.Checkpoint)
+		if res.applied > 0 {
+			s.Stopped, s.StopSeq, s.StoppedAt, s.Error = false, 0, time.Time{}, ""
+		}
+	})
+	if res.applied > 0 && r.cfg.OnCommit != nil {
+		r.cfg.OnCommit(res.checkpoint, last.pending)
+	}
+}
+
+// stop records the poison event in the checkpoint row, logs it and returns the *StoppedError.
+func (r *Runner) stop(ctx context.Context, p *poison) error {
+	now := r.cfg.Now().UTC()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := r.cfg.Pool.Exec(sctx, `UPDATE public.projection_checkpoints
+		SET stopped_at = $3, stop_error = $4, stop_seq = $5
+		WHERE projection = $1 AND generation = $2`,
+		r.name, r.cfg.Generation, now, p.err.Error(), int64(p.seq)); err != nil {
+		r.log.ErrorContext(ctx, "record projection stop", "error", err)
+	}
+	r.log.ErrorContext(ctx, "projection stopped: an event cannot be applied; fix the projection, then resume it",
+		"seq", p.seq, "event_id", p.env.ID, "event_type", p.env.Type, "tenant_id", p.env.TenantID, "error", p.err)
+	r.update(func(s *Status) {
+		s.Stopped, s.StopSeq, s.StoppedAt, s.Error = true, p.seq, now, p.err.Error()
+	})
+	return &StoppedError{Projection: r.name, Generation: r.cfg.Generation, Seq: p.seq, Err: p.err}
+}
