@@ -164,21 +164,3 @@ func validTenantName(name string) (string, error) {
 	}
 	return name, nil
 }
-
-// Events returns the registry definitions of every event type Metachat stores. New aggregates add
-// their definitions here.
-func Events() []EventDef {
-	var defs []EventDef
-	defs = append(defs, TenantEventDefs()...)
-	return defs
-}
-
-// NewDefaultRegistry returns the registry of every event type Metachat stores.
-func NewDefaultRegistry() *Registry {
-	r, err := NewRegistry(Events()...)
-	if err != nil {
-		// The definitions are static; a failure is a programming error caught by the tests.
-		panic(err)
-	}
-	return r
-}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/metachat/metachat/app"
 )
 
 // Config configures the HTTP adapter.
@@ -24,6 +26,13 @@ type Config struct {
 	Health []HealthCheck
 	// HealthTimeout bounds each health check (default 2s).
 	HealthTimeout time.Duration
+	// MaxBodyBytes bounds request bodies (default 1 MiB); larger ones answer 413.
+	MaxBodyBytes int64
+	// Auth authenticates bearer credentials.
+	Auth Authenticator
+	// Identity and Conversations are the application services behind the routes.
+	Identity      *app.Identity
+	Conversations *app.Conversations
 }
 
 func (c *Config) setDefaults() {
@@ -35,6 +44,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HealthTimeout == 0 {
 		c.HealthTimeout = 2 * time.Second
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
 	}
 }
 
@@ -54,9 +66,11 @@ func (c Config) Validate() error {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg    Config
-	logger *slog.Logger
-	router chi.Router
+	cfg        Config
+	logger     *slog.Logger
+	router     chi.Router
+	contract   *contract
+	registered map[string]bool
 }
 
 // NewServer builds the router with its middleware and routes.
@@ -65,14 +79,44 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger}
+	c, err := loadContract()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger, contract: c, registered: map[string]bool{}}
 	r := chi.NewRouter()
 	r.Use(requestID(cfg.TrustRequestID), accessLog(cfg.Logger, cfg.Now), recoverer(cfg.Logger))
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 	s.registerHealthRoutes(r)
+	s.handle(r, http.MethodGet, "/api/v1/openapi.json", s.handleOpenAPI)
+	if cfg.Identity != nil {
+		s.registerIdentityRoutes(r)
+	}
+	if cfg.Conversations != nil {
+		s.registerConversationRoutes(r)
+	}
 	s.router = r
 	return s, nil
+}
+
+// handleOpenAPI serves the contract.
+func (s *Server) handleOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(s.contract.json)
+}
+
+// Unregistered lists the operations of the OpenAPI document that have no handler (a test keeps
+// it empty once every service is configured).
+func (s *Server) Unregistered() []string {
+	var out []string
+	for _, k := range s.contract.keys() {
+		if !s.registered[k] {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // ServeHTTP implements http.Handler.

@@ -1,0 +1,4 @@
+package app
+
+// Conversations is the conversations service: conversations and their messages. (Being built.)
+type Conversations struct{}
