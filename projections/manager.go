@@ -227,7 +227,8 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// Status returns each projection's active generation and any generation being built, with its
+// Status returns each projection's active generation, any generation being built and any retired
+// generation not dropped yet, with its
 // checkpoint, the stream's last sequence, the lag, whether a runner of this process runs it and
 // whether a poison event stopped it.
 func (m *Manager) Status(ctx context.Context) ([]Status, error) {
@@ -243,7 +244,7 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 			c.stopped_at, coalesce(c.stop_error, ''), coalesce(c.stop_seq, 0)
 		FROM public.projection_generations g
 		JOIN public.projection_checkpoints c USING (projection, generation)
-		WHERE g.projection = ANY($1) AND g.state IN ('active', 'building')
+		WHERE g.projection = ANY($1) AND g.state IN ('active', 'building', 'retired')
 		ORDER BY g.projection, g.generation`, names)
 	if err != nil {
 		return nil, fmt.Errorf("projections status: %w", err)

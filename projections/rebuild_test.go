@@ -155,9 +155,26 @@ func TestRebuildSwitchesWhileReading(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the manager to run generation 2", func() bool {
 		st, err := m.Status(ctx)
-		return err == nil && len(st) == 1 && st[0].Generation == 2 && st[0].Running && st[0].Checkpoint == seq && st[0].Lag == 0
+		if err != nil {
+			return false
+		}
+		active := 0
+		for _, s := range st {
+			if s.State == projections.StateActive {
+				active++
+				if s.Generation != 2 || !s.Running || s.Checkpoint != seq || s.Lag != 0 {
+					return false
+				}
+			}
+		}
+		return active == 1
 	})
 
+	if st, err := m.Status(ctx); err != nil || !slices.ContainsFunc(st, func(s projections.Status) bool {
+		return s.Generation == 1 && s.State == projections.StateRetired
+	}) {
+		t.Errorf("status before drop does not list retired generation 1: %+v, %v", st, err)
+	}
 	dropped, err := m.DropRetired(ctx, projections.TenantsProjection)
 	if err != nil || !slices.Equal(dropped, []int{1}) {
 		t.Fatalf("drop retired: %v, %v; want [1]", dropped, err)

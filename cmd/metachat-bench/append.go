@@ -24,21 +24,32 @@ import (
 func benchAppend(ctx context.Context, t *table, o options, logger *slog.Logger) error {
 	t.header("append: event store vs raw JetStream synchronous publish (same connection, same message size)")
 	t.row("fsync", "writers", "store ev/s", "raw msg/s", "ratio", "store P50", "store P99", "raw P50", "raw P99")
-	for _, syncAlways := range []bool{false, true} {
-		if err := appendScenario(ctx, t, o, logger, syncAlways); err != nil {
+	for _, m := range []syncMode{
+		{name: "periodic 2m (JetStream default)", interval: 2 * time.Minute},
+		{name: "periodic 1s (Metachat default)", interval: time.Second},
+		{name: "sync always", always: true},
+	} {
+		if err := appendScenario(ctx, t, o, logger, m); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func appendScenario(ctx context.Context, t *table, o options, logger *slog.Logger, syncAlways bool) error {
+// syncMode is a JetStream fsync policy.
+type syncMode struct {
+	name     string
+	interval time.Duration
+	always   bool
+}
+
+func appendScenario(ctx context.Context, t *table, o options, logger *slog.Logger, mode syncMode) error {
 	dir, err := os.MkdirTemp("", "metachat-bench-nats-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := natsserver.Start(ctx, natsserver.Config{StoreDir: dir, SyncAlways: syncAlways, Logger: logger})
+	srv, err := natsserver.Start(ctx, natsserver.Config{StoreDir: dir, SyncAlways: mode.always, SyncInterval: mode.interval, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -58,12 +69,8 @@ func appendScenario(ctx context.Context, t *table, o options, logger *slog.Logge
 	}
 	sample := sampleEnvelope(o.payloadBytes)
 	body, _ := json.Marshal(sample)
-	mode := "default (periodic)"
-	if syncAlways {
-		mode = "sync always"
-	}
 	n := o.appends
-	if syncAlways {
+	if mode.always {
 		n /= 4 // each write waits for the disk: keep the run short
 	}
 	for _, writers := range []int{1, 16} {
@@ -90,7 +97,7 @@ func appendScenario(ctx context.Context, t *table, o options, logger *slog.Logge
 		if err != nil {
 			return fmt.Errorf("store append: %w", err)
 		}
-		t.row(mode, fmt.Sprint(writers), fmt.Sprintf("%.0f", st), fmt.Sprintf("%.0f", raw), fmt.Sprintf("%.0f %%", 100*st/raw),
+		t.row(mode.name, fmt.Sprint(writers), fmt.Sprintf("%.0f", st), fmt.Sprintf("%.0f", raw), fmt.Sprintf("%.0f %%", 100*st/raw),
 			ms(stLat.pct(50)), ms(stLat.pct(99)), ms(rawLat.pct(50)), ms(rawLat.pct(99)))
 	}
 	return nil

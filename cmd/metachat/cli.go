@@ -46,6 +46,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Co
 	f.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, help("nats-url"))
 	f.IntVar(&cfg.NATSReplicas, "nats-replicas", cfg.NATSReplicas, help("nats-replicas"))
 	f.BoolVar(&cfg.NATSSyncAlways, "nats-sync-always", cfg.NATSSyncAlways, help("nats-sync-always"))
+	f.DurationVar(&cfg.NATSSyncInterval, "nats-sync-interval", cfg.NATSSyncInterval, help("nats-sync-interval"))
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, help("shutdown-timeout"))
 	f.DurationVar(&cfg.ReadYourWritesTimeout, "ryw-timeout", cfg.ReadYourWritesTimeout, help("ryw-timeout"))
 

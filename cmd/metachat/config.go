@@ -31,6 +31,9 @@ type Config struct {
 	// NATSSyncAlways makes the embedded server fsync every write before acknowledging it.
 	// METACHAT_NATS_SYNC_ALWAYS.
 	NATSSyncAlways bool
+	// NATSSyncInterval is how often the embedded server fsyncs when not syncing always: it bounds
+	// what a power failure can lose on a single node. METACHAT_NATS_SYNC_INTERVAL.
+	NATSSyncInterval time.Duration
 	// ShutdownTimeout bounds graceful shutdown. METACHAT_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
 	// ReadYourWritesTimeout bounds how long a read waits for its projection. METACHAT_RYW_TIMEOUT.
@@ -47,6 +50,7 @@ var envVars = []struct{ name, flag, help string }{
 	{"NATS_URL", "nats-url", "external NATS URL (2.12+); empty starts an embedded NATS"},
 	{"METACHAT_NATS_REPLICAS", "nats-replicas", "replicas of the event stream"},
 	{"METACHAT_NATS_SYNC_ALWAYS", "nats-sync-always", "embedded NATS fsyncs every write before acknowledging"},
+	{"METACHAT_NATS_SYNC_INTERVAL", "nats-sync-interval", "embedded NATS background fsync interval (bounds power-loss exposure)"},
 	{"METACHAT_SHUTDOWN_TIMEOUT", "shutdown-timeout", "graceful shutdown bound"},
 	{"METACHAT_RYW_TIMEOUT", "ryw-timeout", "read-your-writes wait bound"},
 }
@@ -59,6 +63,7 @@ func defaultConfig() Config {
 		DataDir:               ".data",
 		HTTPAddr:              "127.0.0.1:8080",
 		NATSReplicas:          1,
+		NATSSyncInterval:      time.Second,
 		ShutdownTimeout:       15 * time.Second,
 		ReadYourWritesTimeout: 2 * time.Second,
 	}
@@ -102,6 +107,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 			*dst = d
 		}
 	}
+	dur("METACHAT_NATS_SYNC_INTERVAL", &c.NATSSyncInterval)
 	dur("METACHAT_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("METACHAT_RYW_TIMEOUT", &c.ReadYourWritesTimeout)
 	return errors.Join(errs...)
@@ -143,6 +149,9 @@ func (c Config) Validate() error {
 	}
 	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
 		bad("METACHAT_NATS_REPLICAS=%d: must be between 1 and 5", c.NATSReplicas)
+	}
+	if !c.NATSSyncAlways && (c.NATSSyncInterval < 10*time.Millisecond || c.NATSSyncInterval > 10*time.Minute) {
+		bad("METACHAT_NATS_SYNC_INTERVAL=%s: must be between 10ms and 10m", c.NATSSyncInterval)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("METACHAT_SHUTDOWN_TIMEOUT=%s: must be positive", c.ShutdownTimeout)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -112,6 +113,33 @@ func TestServeStartsOnEmbeddedDefaults(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "postgres")); err != nil {
 		t.Errorf("managed Postgres not under the data dir: %v", err)
+	}
+
+	// The operator commands find the running serve's servers through the data directory.
+	cli := func(args ...string) string {
+		t.Helper()
+		c := exec.Command(bin, args...)
+		c.Env = append(filteredEnv(), "METACHAT_DATA_DIR="+dir)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("metachat %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := cli("projections", "status"); !regexp.MustCompile(`tenants\s+1\s+active`).MatchString(out) {
+		t.Errorf("status:\n%s", out)
+	}
+	if out := cli("projections", "rebuild", "tenants"); !strings.Contains(out, "generation 2 is active") {
+		t.Errorf("rebuild:\n%s", out)
+	}
+	if out := cli("projections", "status"); !regexp.MustCompile(`tenants\s+2\s+active`).MatchString(out) || !regexp.MustCompile(`tenants\s+1\s+retired`).MatchString(out) {
+		t.Errorf("status after rebuild:\n%s", out)
+	}
+	if out := cli("projections", "drop-retired", "tenants"); !strings.Contains(out, "dropped generations [1]") {
+		t.Errorf("drop-retired:\n%s", out)
+	}
+	if h := waitHealthy(t, "http://"+addr+"/api/health", exited, &logs); !strings.Contains(string(h.Components["projections"].Details), `"generation":2`) {
+		t.Errorf("serve did not follow the switch: %s", h.Components["projections"].Details)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

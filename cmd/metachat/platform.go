@@ -61,7 +61,13 @@ func startInfra(ctx context.Context, cfg Config, logger, serverLogger *slog.Logg
 		in.natsServer, err = natsserver.Start(ctx, natsserver.Config{
 			StoreDir:   cfg.path("nats"),
 			SyncAlways: cfg.NATSSyncAlways,
-			Logger:     serverLogger.With("component", "nats-server"),
+			SyncInterval: func() time.Duration {
+				if cfg.NATSSyncAlways {
+					return 0
+				}
+				return cfg.NATSSyncInterval
+			}(),
+			Logger: serverLogger.With("component", "nats-server"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start embedded NATS: %w", err)
