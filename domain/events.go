@@ -6,6 +6,8 @@ func Events() []EventDef {
 	var defs []EventDef
 	defs = append(defs, TenantEventDefs()...)
 	// Each aggregate adds its definitions on its own line below.
+	defs = append(defs, IdentityEventDefs()...)
+	defs = append(defs, ConversationEventDefs()...)
 	return defs
 }
 

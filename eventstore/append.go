@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
@@ -69,6 +70,15 @@ func (e *apiError) Error() string {
 // Append stores events for one aggregate, all or none, if the aggregate's version is expected. One
 // event is a plain JetStream publish; several are one atomic batch. See domain.EventStore.
 func (s *JetStream) Append(ctx context.Context, agg domain.AggregateRef, expected uint64, events ...domain.Envelope) (domain.AppendResult, error) {
+	// Metrics (metrics.go): the latency and outcome of every append.
+	start := time.Now()
+	res, err := s.append(ctx, agg, expected, events...)
+	s.cfg.Metrics.observeAppend(time.Since(start), len(events), res, err)
+	return res, err
+}
+
+// append is Append without its metrics.
+func (s *JetStream) append(ctx context.Context, agg domain.AggregateRef, expected uint64, events ...domain.Envelope) (domain.AppendResult, error) {
 	envs, bodies, err := prepareAppend(agg, events, s.cfg.Now)
 	if err != nil {
 		return domain.AppendResult{}, err

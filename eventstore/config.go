@@ -38,6 +38,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock stamping events appended without an OccurredAt. Default time.Now.
 	Now func() time.Time
+	// Metrics, when set (NewMetrics), receive the append latency, conflicts, duplicates and
+	// errors. Nil records no metrics.
+	Metrics *Metrics
 }
 
 func (c *Config) setDefaults() {

@@ -36,7 +36,8 @@ type Result[S any] struct {
 
 // Handler runs commands against one aggregate type: it loads the aggregate's events, folds them
 // into its state, decides, and appends the new events at the loaded version, retrying from the
-// load when another writer got there first. It is safe for concurrent use.
+// load when another writer got there first. It is safe for concurrent use. With WithStateCache it
+// keeps decided states between commands instead (see StateCache).
 type Handler[S any, C any] struct {
 	store      domain.EventStore
 	reg        *domain.Registry
@@ -45,6 +46,7 @@ type Handler[S any, C any] struct {
 	now        func() time.Time
 	newID      func() (string, error)
 	log        *slog.Logger
+	cache      *StateCache[S] // nil: no cache (see cache.go)
 }
 
 // handlerOptions are the settings HandlerOptions change.
@@ -53,6 +55,7 @@ type handlerOptions struct {
 	now        func() time.Time
 	newID      func() (string, error)
 	log        *slog.Logger
+	cache      any // a *StateCache[S] (WithStateCache in cache.go)
 }
 
 // HandlerOption changes a setting of a Handler.
@@ -112,7 +115,7 @@ func NewHandler[S any, C any](store domain.EventStore, reg *domain.Registry, d d
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Handler[S, C]{
+	h := &Handler[S, C]{
 		store:      store,
 		reg:        reg,
 		decider:    d,
@@ -121,6 +124,15 @@ func NewHandler[S any, C any](store domain.EventStore, reg *domain.Registry, d d
 		newID:      o.newID,
 		log:        o.log,
 	}
+	// State cache (cache.go).
+	if o.cache != nil {
+		c, ok := o.cache.(*StateCache[S])
+		if !ok {
+			panic(fmt.Sprintf("eventstore: NewHandler: a %T cannot cache states of type %T", o.cache, d.Initial()))
+		}
+		h.cache = c
+	}
+	return h
 }
 
 // Handle runs cmd against the aggregate agg, whose type must be the decider's. A decision error is
@@ -136,6 +148,12 @@ func (h *Handler[S, C]) Handle(ctx context.Context, agg domain.AggregateRef, cmd
 	}
 	if md.Actor == (domain.Actor{}) {
 		md.Actor = domain.SystemActor
+	}
+	if md.CorrelationID == "" {
+		md.CorrelationID = domain.CorrelationID(ctx)
+	}
+	if h.cache != nil { // state cache (cache.go)
+		return h.handleCached(ctx, agg, cmd, md)
 	}
 	for attempt := 0; ; attempt++ {
 		res, err := h.attempt(ctx, agg, cmd, md)
@@ -170,16 +188,33 @@ func (h *Handler[S, C]) attempt(ctx context.Context, agg domain.AggregateRef, cm
 	if len(decided) == 0 {
 		return Result[S]{State: state, Version: version}, nil
 	}
+	envs, err := h.envelopes(agg, cmd, decided, md)
+	if err != nil {
+		return Result[S]{}, err
+	}
+	res, err := h.store.Append(ctx, agg, version, envs...)
+	if err != nil {
+		return Result[S]{}, fmt.Errorf("handle %T on %s: %w", cmd, agg, err)
+	}
+	for i := range envs {
+		envs[i].Sequence = res.FirstSequence + uint64(i)
+		state = h.decider.Evolve(state, decided[i])
+	}
+	return Result[S]{State: state, Version: res.LastSequence, Events: envs}, nil
+}
+
+// envelopes encodes decided events into envelopes for agg, stamped with the command's metadata.
+func (h *Handler[S, C]) envelopes(agg domain.AggregateRef, cmd C, decided []domain.Event, md Metadata) ([]domain.Envelope, error) {
 	envs := make([]domain.Envelope, len(decided))
 	at := h.now().UTC()
 	for i, ev := range decided {
 		typ, schema, payload, err := h.reg.Encode(ev)
 		if err != nil {
-			return Result[S]{}, fmt.Errorf("handle %T on %s: %w", cmd, agg, err)
+			return nil, fmt.Errorf("handle %T on %s: %w", cmd, agg, err)
 		}
 		id, err := h.newID()
 		if err != nil {
-			return Result[S]{}, fmt.Errorf("handle %T on %s: %w", cmd, agg, err)
+			return nil, fmt.Errorf("handle %T on %s: %w", cmd, agg, err)
 		}
 		envs[i] = domain.Envelope{
 			ID:            id,
@@ -195,13 +230,5 @@ func (h *Handler[S, C]) attempt(ctx context.Context, agg domain.AggregateRef, cm
 			Payload:       payload,
 		}
 	}
-	res, err := h.store.Append(ctx, agg, version, envs...)
-	if err != nil {
-		return Result[S]{}, fmt.Errorf("handle %T on %s: %w", cmd, agg, err)
-	}
-	for i := range envs {
-		envs[i].Sequence = res.FirstSequence + uint64(i)
-		state = h.decider.Evolve(state, decided[i])
-	}
-	return Result[S]{State: state, Version: res.LastSequence, Events: envs}, nil
+	return envs, nil
 }

@@ -47,6 +47,8 @@ type ManagerConfig struct {
 	Logger *slog.Logger
 	// Now is the clock passed to the runners. Default time.Now.
 	Now func() time.Time
+	// Metrics, when set (NewMetrics), are passed to every runner. Nil records no metrics.
+	Metrics *Metrics
 }
 
 func (c *ManagerConfig) setDefaults() {
@@ -155,6 +157,7 @@ func (m *Manager) runnerConfig(p Projection, gen int) RunnerConfig {
 		Tuning:     m.cfg.Tuning,
 		Logger:     m.cfg.Logger,
 		Now:        m.cfg.Now,
+		Metrics:    m.cfg.Metrics,
 	}
 }
 

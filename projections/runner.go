@@ -50,10 +50,14 @@ type RunnerConfig struct {
 	// OnCommit, when set, is called after each batch commit with the new checkpoint and the number
 	// of events still pending in the stream after it.
 	OnCommit func(checkpoint, pending uint64)
-	// Logger receives the runner's logs. Nil discards them.
+	// Logger receives the runner's logs. Nil discards them. At debug level it logs every applied
+	// event with its id, type, sequence and correlation id, and a summary of every batch.
 	Logger *slog.Logger
 	// Now is the clock of stopped_at. Default time.Now.
 	Now func() time.Time
+	// Metrics, when set (NewMetrics), receive batch durations, applied events and failures. Nil
+	// records no metrics.
+	Metrics *Metrics
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -114,6 +118,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	}
 	cfg.setDefaults()
 	name := cfg.Projection.Name()
+	cfg.Metrics.known(name)
 	return &Runner{
 		cfg:    cfg,
 		name:   name,
@@ -175,7 +180,11 @@ func (r *Runner) exit(ctx context.Context, err error) error {
 	}
 	var stopped *StoppedError
 	if errors.As(err, &stopped) {
+		r.cfg.Metrics.failed(r.name, ErrorKindPoison)
 		return err
+	}
+	if !errors.Is(err, errGenerationGone) {
+		r.cfg.Metrics.failed(r.name, ErrorKindFailure)
 	}
 	return fmt.Errorf("projection %s generation %d: %w", r.name, r.cfg.Generation, err)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"time"
@@ -37,6 +38,14 @@ type batchResult struct {
 	checkpoint uint64
 	applied    int
 	poison     *poison
+	// events are the applied events, kept only when the runner logs at debug level.
+	events []appliedEvent
+}
+
+// appliedEvent is what the debug log says of one applied event.
+type appliedEvent struct {
+	id, typ, correlationID string
+	seq                    uint64
 }
 
 // handle applies one fetched batch and acknowledges it. A poison event rolls the batch back; the
@@ -53,6 +62,7 @@ func (r *Runner) handle(ctx context.Context, msgs []jetstream.Msg) error {
 	// One consumer delivers in order; redeliveries may interleave, and the checkpoint skips them.
 	slices.SortStableFunc(batch, func(a, b delivered) int { return cmp.Compare(a.seq, b.seq) })
 
+	start := time.Now()
 	var stop *poison
 	for len(batch) > 0 {
 		res, err := r.applyBatch(ctx, batch)
@@ -63,6 +73,7 @@ func (r *Runner) handle(ctx context.Context, msgs []jetstream.Msg) error {
 			last := batch[len(batch)-1]
 			r.ack(ctx, last)
 			r.committed(res, last)
+			r.observed(ctx, res, len(batch), last, time.Since(start)) // metrics and debug logs
 			break
 		}
 		stop = res.poison
@@ -92,13 +103,15 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 		return batchResult{}, fmt.Errorf("lock checkpoint: %w", err)
 	}
 	res := batchResult{checkpoint: uint64(cp)}
+	debug := r.log.Enabled(ctx, slog.LevelDebug)
 	for i, d := range batch {
 		if d.seq <= res.checkpoint {
 			continue // applied before: a redelivery
 		}
 		env, err := eventstore.DecodeMsg(d.msg.Subject(), d.msg.Data(), d.seq)
 		if err == nil {
-			err = r.cfg.Projection.Apply(ctx, tx, r.schema, env)
+			// The event's correlation id goes with it, for whatever Apply logs or causes.
+			err = r.cfg.Projection.Apply(domain.WithCorrelationID(ctx, env.CorrelationID), tx, r.schema, env)
 		}
 		if err != nil {
 			if transient(ctx, err) {
@@ -108,6 +121,9 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 		}
 		res.checkpoint = d.seq
 		res.applied++
+		if debug {
+			res.events = append(res.events, appliedEvent{id: env.ID, typ: env.Type, correlationID: env.CorrelationID, seq: d.seq})
+		}
 	}
 	if res.applied == 0 {
 		return res, nil
@@ -162,6 +178,31 @@ func (r *Runner) committed(res batchResult, last delivered) {
 	if res.applied > 0 && r.cfg.OnCommit != nil {
 		r.cfg.OnCommit(res.checkpoint, last.pending)
 	}
+}
+
+// observed records a committed batch of n delivered events, the last one last, that took d: in
+// the metrics, and at debug level in the log, each applied event (with its correlation id, so a
+// request can be followed from the HTTP access log to its projections) and a summary.
+func (r *Runner) observed(ctx context.Context, res batchResult, n int, last delivered, d time.Duration) {
+	if res.applied > 0 {
+		r.cfg.Metrics.batch(r.name, res.applied, d)
+	}
+	if len(res.events) == 0 {
+		return
+	}
+	for _, e := range res.events {
+		r.log.LogAttrs(ctx, slog.LevelDebug, "event applied",
+			slog.String("event_id", e.id),
+			slog.String("type", e.typ),
+			slog.Uint64("seq", e.seq),
+			slog.String("correlation_id", e.correlationID))
+	}
+	r.log.LogAttrs(ctx, slog.LevelDebug, "batch applied",
+		slog.Int("events", res.applied),
+		slog.Int("skipped", n-res.applied),
+		slog.Uint64("checkpoint", res.checkpoint),
+		slog.Uint64("pending", last.pending),
+		slog.Duration("duration", d))
 }
 
 // stop records the poison event in the checkpoint row, logs it and returns the *StoppedError.

@@ -42,7 +42,7 @@ type Problem struct {
 }
 
 // writeError writes err as problem+json. Internal errors are logged here, once, with the request
-// id, and answered without any detail.
+// id, reported to Config.ReportError, if any, and answered without any detail.
 func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
 	code := domain.ErrorCode(err)
 	status := StatusOf(err)
@@ -56,6 +56,7 @@ func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err
 	}
 	if status >= 500 {
 		logger.ErrorContext(r.Context(), "request failed", "err", err, "code", code, "method", r.Method, "path", r.URL.Path)
+		reportError(r.Context(), err) // observability.go
 	}
 	writeProblem(w, p)
 }

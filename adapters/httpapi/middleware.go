@@ -27,7 +27,8 @@ func RequestID(ctx context.Context) string {
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,128}$`)
 
 // requestID gives every request an id: the caller's X-Request-ID when trusted and well-formed,
-// else a new random one. The id is returned in the X-Request-ID response header.
+// else a new random one. The id is returned in the X-Request-ID response header and is the
+// context's correlation id (domain.WithCorrelationID), which the events the request causes carry.
 func requestID(trustCallerID bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +39,8 @@ func requestID(trustCallerID bool) func(http.Handler) http.Handler {
 				id = hex.EncodeToString(b)
 			}
 			w.Header().Set("X-Request-ID", id)
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+			ctx := domain.WithCorrelationID(context.WithValue(r.Context(), requestIDKey, id), id)
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }
@@ -60,13 +62,16 @@ func recoverer(logger *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// accessLog logs one line per request with its id, route pattern, status and duration.
-func accessLog(logger *slog.Logger, now func() time.Time) func(http.Handler) http.Handler {
+// accessLog logs one line per request with its id, route pattern, status and duration, and
+// records it in metrics (nil: none).
+func accessLog(logger *slog.Logger, now func() time.Time, metrics *Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := now()
 			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			defer metrics.inFlight()()
 			next.ServeHTTP(sw, r)
+			metrics.observe(r, sw.status, now().Sub(start))
 			logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 				slog.String("request_id", RequestID(r.Context())),
 				slog.String("method", r.Method),

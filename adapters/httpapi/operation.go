@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -141,14 +142,38 @@ func validationError(verrs []*verrors.ValidationError) error {
 			continue
 		}
 		for _, f := range v.SchemaValidationErrors {
-			field := strings.TrimPrefix(strings.TrimPrefix(f.FieldPath, "$"), ".")
-			if field == "" && v.ParameterName != "" {
-				field = v.ParameterName
+			parent := strings.TrimPrefix(strings.TrimPrefix(f.FieldPath, "$"), ".")
+			if parent == "" && v.ParameterName != "" {
+				parent = v.ParameterName
 			}
-			add(field, f.Reason)
+			// "required" and "additionalProperties" are reported on the object holding the
+			// property: name the property itself.
+			if m := namedProperties.FindStringSubmatch(f.Reason); m != nil {
+				msg := "is required"
+				if m[1] == "additional" {
+					msg = "is not allowed"
+				}
+				for _, name := range quotedName.FindAllStringSubmatch(m[2], -1) {
+					add(joinField(parent, name[1]), msg)
+				}
+				continue
+			}
+			add(parent, f.Reason)
 		}
 	}
 	return domain.Invalid("The request is invalid.", fields...)
+}
+
+var (
+	namedProperties = regexp.MustCompile(`^(missing|additional) propert(?:y|ies) (.*?)(?: not allowed)?$`)
+	quotedName      = regexp.MustCompile(`'([^']*)'`)
+)
+
+func joinField(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
 }
 
 func firstNonEmpty(s ...string) string {

@@ -33,6 +33,13 @@ type Config struct {
 	// Identity and Conversations are the application services behind the routes.
 	Identity      *app.Identity
 	Conversations *app.Conversations
+	// Metrics, when set (NewMetrics), record every request's duration by route pattern, method
+	// and status, and the requests in flight. Nil records no metrics.
+	Metrics *Metrics
+	// ReportError, when set, is called with every unexpected error: each one answered with a 5xx
+	// by writeError, and each panic the recoverer catches (an error tracker such as Sentry). The
+	// context is the request's (its request id is domain.CorrelationID). Nil reports nothing.
+	ReportError func(ctx context.Context, err error)
 }
 
 func (c *Config) setDefaults() {
@@ -85,7 +92,11 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger, contract: c, registered: map[string]bool{}}
 	r := chi.NewRouter()
-	r.Use(requestID(cfg.TrustRequestID), accessLog(cfg.Logger, cfg.Now), recoverer(cfg.Logger))
+	r.Use(requestID(cfg.TrustRequestID), accessLog(cfg.Logger, cfg.Now, cfg.Metrics))
+	if cfg.ReportError != nil {
+		r.Use(withErrorReporter(cfg.ReportError))
+	}
+	r.Use(recoverer(cfg.Logger))
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 	s.registerHealthRoutes(r)

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}{
 		{"append", benchAppend},
 		{"replay", benchReplay},
+		{"messages", benchMessages},
 	}
 	for _, s := range sections {
 		if o.only != "" && !contains(s.name, o.only) {

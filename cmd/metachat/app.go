@@ -27,13 +27,15 @@ type app struct {
 }
 
 // openApp opens the event store (creating or updating the stream), opens the pools (applying the
-// migrations) and builds the projections manager and the waiter. It starts nothing.
-func openApp(ctx context.Context, cfg Config, logger *slog.Logger, in *infra) (*app, error) {
+// migrations) and builds the projections manager and the waiter. It starts nothing. obs (nil for
+// the operator commands) receives the store's and the runners' metrics.
+func openApp(ctx context.Context, cfg Config, logger *slog.Logger, in *infra, obs *observability) (*app, error) {
 	a := &app{registry: domain.NewDefaultRegistry()}
 	var err error
 	a.store, err = eventstore.Open(ctx, in.nc, eventstore.Config{
 		Replicas: cfg.NATSReplicas,
 		Logger:   logger.With("component", "eventstore"),
+		Metrics:  obs.storeMetrics(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open event store: %w", err)
@@ -43,11 +45,17 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger, in *infra) (*
 		return nil, fmt.Errorf("open Postgres: %w", err)
 	}
 	a.manager, err = projections.NewManager(projections.ManagerConfig{
-		Projections: []projections.Projection{projections.NewTenantProjection(a.registry)},
-		Store:       a.store,
-		Owner:       a.pools.Owner,
-		Projector:   a.pools.Projector,
-		Logger:      logger.With("component", "projections"),
+		Projections: []projections.Projection{
+			projections.NewTenantProjection(a.registry),
+			projections.NewUserProjection(a.registry),
+			projections.NewAPIKeyProjection(a.registry),
+			projections.NewConversationProjection(a.registry),
+		},
+		Store:     a.store,
+		Owner:     a.pools.Owner,
+		Projector: a.pools.Projector,
+		Logger:    logger.With("component", "projections"),
+		Metrics:   obs.projectionMetrics(),
 	})
 	if err != nil {
 		a.close()

@@ -21,6 +21,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Co
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.resolvePaths()
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
@@ -42,11 +43,14 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Co
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, help("log-level"))
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, help("data-dir"))
 	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, help("http-addr"))
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, help("metrics-addr"))
 	f.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, help("database-url"))
 	f.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, help("nats-url"))
 	f.IntVar(&cfg.NATSReplicas, "nats-replicas", cfg.NATSReplicas, help("nats-replicas"))
 	f.BoolVar(&cfg.NATSSyncAlways, "nats-sync-always", cfg.NATSSyncAlways, help("nats-sync-always"))
 	f.DurationVar(&cfg.NATSSyncInterval, "nats-sync-interval", cfg.NATSSyncInterval, help("nats-sync-interval"))
+	f.StringVar(&cfg.SigningKeyFile, "jwt-signing-key-file", cfg.SigningKeyFile, help("jwt-signing-key-file"))
+	f.StringVar(&cfg.APIKeyPepperFile, "api-key-pepper-file", cfg.APIKeyPepperFile, help("api-key-pepper-file"))
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, help("shutdown-timeout"))
 	f.DurationVar(&cfg.ReadYourWritesTimeout, "ryw-timeout", cfg.ReadYourWritesTimeout, help("ryw-timeout"))
 

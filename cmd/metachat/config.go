@@ -22,6 +22,12 @@ type Config struct {
 	DataDir string
 	// HTTPAddr is the API's listen address. METACHAT_HTTP_ADDR.
 	HTTPAddr string
+	// MetricsAddr is the metrics listener's address: GET /metrics and /debug/pprof/, never on the
+	// API's listener. Loopback by default. METACHAT_METRICS_ADDR.
+	MetricsAddr string
+	// SentryDSN, when set, sends unexpected errors (5xx answers, panics) to Sentry; empty sends
+	// nothing anywhere. SENTRY_DSN (no flag: it is a credential).
+	SentryDSN string
 	// DatabaseURL is an external Postgres; empty starts a managed local one. DATABASE_URL.
 	DatabaseURL string
 	// NATSURL is an external NATS server (2.12+); empty starts an embedded one. NATS_URL.
@@ -34,6 +40,12 @@ type Config struct {
 	// NATSSyncInterval is how often the embedded server fsyncs when not syncing always: it bounds
 	// what a power failure can lose on a single node. METACHAT_NATS_SYNC_INTERVAL.
 	NATSSyncInterval time.Duration
+	// SigningKeyFile holds the Ed25519 key that signs access tokens (PEM); generated on first start
+	// in development. METACHAT_JWT_SIGNING_KEY_FILE.
+	SigningKeyFile string
+	// APIKeyPepperFile holds the server secret API keys are hashed with; generated on first start
+	// in development. METACHAT_API_KEY_PEPPER_FILE.
+	APIKeyPepperFile string
 	// ShutdownTimeout bounds graceful shutdown. METACHAT_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
 	// ReadYourWritesTimeout bounds how long a read waits for its projection. METACHAT_RYW_TIMEOUT.
@@ -46,11 +58,15 @@ var envVars = []struct{ name, flag, help string }{
 	{"METACHAT_LOG_LEVEL", "log-level", "debug, info, warn or error"},
 	{"METACHAT_DATA_DIR", "data-dir", "directory for the embedded NATS store and managed Postgres"},
 	{"METACHAT_HTTP_ADDR", "http-addr", "HTTP listen address"},
+	{"METACHAT_METRICS_ADDR", "metrics-addr", "metrics and pprof listen address (keep it private)"},
+	{"SENTRY_DSN", "", "Sentry DSN; unexpected errors are sent there when set"},
 	{"DATABASE_URL", "database-url", "external Postgres URL; empty starts a managed local Postgres"},
 	{"NATS_URL", "nats-url", "external NATS URL (2.12+); empty starts an embedded NATS"},
 	{"METACHAT_NATS_REPLICAS", "nats-replicas", "replicas of the event stream"},
 	{"METACHAT_NATS_SYNC_ALWAYS", "nats-sync-always", "embedded NATS fsyncs every write before acknowledging"},
 	{"METACHAT_NATS_SYNC_INTERVAL", "nats-sync-interval", "embedded NATS background fsync interval (bounds power-loss exposure)"},
+	{"METACHAT_JWT_SIGNING_KEY_FILE", "jwt-signing-key-file", "Ed25519 PEM key signing access tokens (default <data-dir>/secrets/jwt-signing-key.pem)"},
+	{"METACHAT_API_KEY_PEPPER_FILE", "api-key-pepper-file", "server secret API keys are hashed with (default <data-dir>/secrets/api-key-pepper)"},
 	{"METACHAT_SHUTDOWN_TIMEOUT", "shutdown-timeout", "graceful shutdown bound"},
 	{"METACHAT_RYW_TIMEOUT", "ryw-timeout", "read-your-writes wait bound"},
 }
@@ -62,6 +78,7 @@ func defaultConfig() Config {
 		LogLevel:              "info",
 		DataDir:               ".data",
 		HTTPAddr:              "127.0.0.1:8080",
+		MetricsAddr:           "127.0.0.1:9464",
 		NATSReplicas:          1,
 		NATSSyncInterval:      time.Second,
 		ShutdownTimeout:       15 * time.Second,
@@ -82,7 +99,11 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	str("METACHAT_LOG_LEVEL", &c.LogLevel)
 	str("METACHAT_DATA_DIR", &c.DataDir)
 	str("METACHAT_HTTP_ADDR", &c.HTTPAddr)
+	str("METACHAT_METRICS_ADDR", &c.MetricsAddr)
+	str("SENTRY_DSN", &c.SentryDSN)
 	str("DATABASE_URL", &c.DatabaseURL)
+	str("METACHAT_JWT_SIGNING_KEY_FILE", &c.SigningKeyFile)
+	str("METACHAT_API_KEY_PEPPER_FILE", &c.APIKeyPepperFile)
 	str("NATS_URL", &c.NATSURL)
 	if v := getenv("METACHAT_NATS_REPLICAS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -130,10 +151,17 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("METACHAT_DATA_DIR: must not be empty")
 	}
-	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		bad("METACHAT_HTTP_ADDR=%q: must be host:port (%v)", c.HTTPAddr, err)
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		bad("METACHAT_HTTP_ADDR=%q: bad port", c.HTTPAddr)
+	for _, a := range []struct{ name, addr string }{{"METACHAT_HTTP_ADDR", c.HTTPAddr}, {"METACHAT_METRICS_ADDR", c.MetricsAddr}} {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil {
+			bad("%s=%q: must be host:port (%v)", a.name, a.addr, err)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("%s=%q: bad port", a.name, a.addr)
+		}
+	}
+	if c.SentryDSN != "" {
+		if u, err := url.Parse(c.SentryDSN); err != nil || u.Host == "" || u.User == nil {
+			bad("SENTRY_DSN: must be a DSN such as https://key@o0.ingest.sentry.io/0")
+		}
 	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -160,6 +188,17 @@ func (c Config) Validate() error {
 		bad("METACHAT_RYW_TIMEOUT=%s: must be between 0 and 1m", c.ReadYourWritesTimeout)
 	}
 	return errors.Join(errs...)
+}
+
+// resolvePaths fills the paths that default to places inside the data directory, once the data
+// directory itself is known (after flags).
+func (c *Config) resolvePaths() {
+	if c.SigningKeyFile == "" {
+		c.SigningKeyFile = c.path("secrets", "jwt-signing-key.pem")
+	}
+	if c.APIKeyPepperFile == "" {
+		c.APIKeyPepperFile = c.path("secrets", "api-key-pepper")
+	}
 }
 
 // path returns a path inside the data directory.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/metachat/metachat/app"
 )
 
 // buildBinary builds cmd/metachat once per test binary run.
@@ -88,7 +91,11 @@ func TestServeStartsOnEmbeddedDefaults(t *testing.T) {
 	dir := dataDir(t)
 	var logs safeBuffer
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(filteredEnv(), "METACHAT_HTTP_ADDR="+addr, "METACHAT_DATA_DIR="+dir, "METACHAT_ENV=production")
+	// Production mode: JSON logs, and secrets must be provided (they are never generated).
+	keyFile, pepperFile := writeSecrets(t)
+	cmd.Env = append(filteredEnv(), "METACHAT_HTTP_ADDR="+addr, "METACHAT_DATA_DIR="+dir, "METACHAT_ENV=production",
+		"METACHAT_JWT_SIGNING_KEY_FILE="+keyFile, "METACHAT_API_KEY_PEPPER_FILE="+pepperFile,
+		"METACHAT_METRICS_ADDR="+freeAddr(t))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -113,6 +120,33 @@ func TestServeStartsOnEmbeddedDefaults(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "postgres")); err != nil {
 		t.Errorf("managed Postgres not under the data dir: %v", err)
+	}
+
+	// The API is wired: sign up, then read /me with the token it returns.
+	resp, err := http.Post("http://"+addr+"/api/v1/signup", "application/json",
+		strings.NewReader(`{"tenant_name":"Binary Test","email":"owner@binary.example","password":"correct-horse-battery"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signup struct {
+		AccessToken string `json:"access_token"`
+		TenantID    string `json:"tenant_id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&signup)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || err != nil || signup.AccessToken == "" {
+		t.Fatalf("signup: %d %v\n%s", resp.StatusCode, err, logs.String())
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/me", nil)
+	req.Header.Set("Authorization", "Bearer "+signup.AccessToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), signup.TenantID) {
+		t.Fatalf("me: %d %s", resp.StatusCode, body)
 	}
 
 	// The operator commands find the running serve's servers through the data directory.
@@ -164,6 +198,28 @@ func TestServeStartsOnEmbeddedDefaults(t *testing.T) {
 	}
 }
 
+// writeSecrets writes a fresh JWT signing key and API key pepper to files and returns their paths.
+func writeSecrets(t *testing.T) (keyFile, pepperFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := app.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pepper, err := app.GenerateAPIKeyPepper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, pepperFile = filepath.Join(dir, "jwt.pem"), filepath.Join(dir, "pepper")
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pepperFile, pepper, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyFile, pepperFile
+}
+
 type healthResponse struct {
 	Status     string `json:"status"`
 	Components map[string]struct {
@@ -206,7 +262,8 @@ func waitHealthy(t *testing.T, url string, exited <-chan error, logs *safeBuffer
 func filteredEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "DATABASE_URL=") || strings.HasPrefix(kv, "NATS_URL=") || strings.HasPrefix(kv, "METACHAT_") {
+		if strings.HasPrefix(kv, "DATABASE_URL=") || strings.HasPrefix(kv, "NATS_URL=") || strings.HasPrefix(kv, "METACHAT_") ||
+			strings.HasPrefix(kv, "SENTRY_") {
 			continue
 		}
 		env = append(env, kv)

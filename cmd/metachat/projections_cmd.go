@@ -69,7 +69,7 @@ func withApp(ctx context.Context, cfg Config, logOut io.Writer, fn func(context.
 		return err
 	}
 	defer in.close(context.WithoutCancel(ctx))
-	a, err := openApp(ctx, cfg, logger, in)
+	a, err := openApp(ctx, cfg, logger, in, nil)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,11 @@ func newServeCmd(cfg *Config) *cobra.Command {
 // started.
 func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	logger := newLogger(cfg, logOut)
+	cfg.resolvePaths()
+	sec, err := loadSecrets(cfg)
+	if err != nil {
+		return err
+	}
 	in, err := startInfra(ctx, cfg, logger, newLoggerAt(cfg, logOut, slog.LevelWarn), true)
 	if err != nil {
 		return err
@@ -47,7 +52,12 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		logger.Info("metachat stopped")
 	}()
 
-	a, err := openApp(ctx, cfg, logger, in)
+	obs, err := newObservability(cfg) // observability.go
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	a, err := openApp(ctx, cfg, logger, in, obs)
 	if err != nil {
 		return err
 	}
@@ -56,10 +66,27 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return fmt.Errorf("prepare projections: %w", err)
 	}
 
-	api, err := httpapi.NewServer(httpapi.Config{Logger: logger.With("component", "http"), Health: a.healthChecks(in.nc)})
+	svc, err := newServices(sec, a, logger)
 	if err != nil {
 		return err
 	}
+	api, err := httpapi.NewServer(httpapi.Config{
+		Auth:          svc.identity,
+		Identity:      svc.identity,
+		Conversations: svc.conversations,
+		Logger:        logger.With("component", "http"),
+		Health:        a.healthChecks(in.nc),
+		Metrics:       obs.http,
+		ReportError:   obs.reportError(),
+	})
+	if err != nil {
+		return err
+	}
+	ops, err := obs.listen(cfg, logger, a, in.nc)
+	if err != nil {
+		return err
+	}
+	defer ops.ln.Close()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on METACHAT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -74,7 +101,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 5)
 	start := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -87,7 +114,10 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	start("projections", func() error { return a.manager.Run(workCtx) })
 	start("waiter", func() error { return a.waiter.Run(workCtx) })
 	start("http", func() error { return srv.Serve(ln) })
-	logger.Info("metachat serving", "url", "http://"+ln.Addr().String(), "health", "http://"+ln.Addr().String()+"/api/health")
+	start("metrics", func() error { return ops.srv.Serve(ops.ln) })
+	start("dependency checks", func() error { return ops.monitor.Run(workCtx) })
+	logger.Info("metachat serving", "url", "http://"+ln.Addr().String(), "health", "http://"+ln.Addr().String()+"/api/health",
+		"metrics", "http://"+ops.ln.Addr().String()+"/metrics")
 
 	var runErr error
 	select {
@@ -101,6 +131,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("HTTP shutdown", "err", err)
 		_ = srv.Close()
+	}
+	if err := ops.srv.Shutdown(sctx); err != nil {
+		_ = ops.srv.Close()
 	}
 	stopWork()
 	done := make(chan struct{})

@@ -47,6 +47,7 @@ func TestServeShutsDownWithoutLeaks(t *testing.T) {
 	}
 	cfg.HTTPAddr = l.Addr().String()
 	l.Close()
+	cfg.MetricsAddr = unusedAddr(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -1,0 +1,308 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/metachat/metachat/domain"
+	"github.com/metachat/metachat/eventstore"
+	"github.com/metachat/metachat/projections"
+)
+
+// convWorld is a harness running the conversations projection, with a conversation handler and a
+// waiter.
+type convWorld struct {
+	*harness
+	conv    *eventstore.Handler[domain.Conversation, domain.ConversationCommand]
+	waiter  *projections.Waiter
+	reader  *projections.Conversations
+	manager *projections.Manager
+}
+
+func newConvWorld(t *testing.T, beforeEnsure func(*harness)) *convWorld {
+	t.Helper()
+	h := newHarness(t)
+	if beforeEnsure != nil {
+		beforeEnsure(h)
+	}
+	m := h.manager(t, projections.NewConversationProjection(h.reg))
+	start(t, m.Run)
+	return &convWorld{
+		harness: h,
+		conv:    eventstore.NewHandler(h.store, h.reg, domain.ConversationDecider()),
+		waiter:  newWaiter(t, h, 10*time.Second),
+		reader:  projections.NewConversations(h.pools.App),
+		manager: m,
+	}
+}
+
+// do runs a command on a conversation and waits until the read model has it.
+func (w *convWorld) do(t *testing.T, tenant, id string, cmd domain.ConversationCommand) eventstore.Result[domain.Conversation] {
+	t.Helper()
+	res, err := w.conv.Handle(context.Background(), domain.AggregateRef{TenantID: tenant, Type: domain.ConversationAggregate, ID: id}, cmd, eventstore.Metadata{})
+	if err != nil {
+		t.Fatalf("%T: %v", cmd, err)
+	}
+	if err := w.waiter.WaitFor(context.Background(), projections.ConversationsProjection, res.Version); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (w *convWorld) start(t *testing.T, tenant string, contact domain.Contact, at time.Time) string {
+	t.Helper()
+	id := uuid.NewString()
+	w.do(t, tenant, id, domain.StartConversation{ConversationID: id, Channel: domain.ChannelAPI, Contact: contact, At: at})
+	return id
+}
+
+var apiKeyAuthor = domain.Author{Type: domain.AuthorAPIKey, ID: "k1"}
+
+func (w *convWorld) send(t *testing.T, tenant, id, text string, at time.Time) {
+	t.Helper()
+	w.sendAs(t, tenant, id, text, at, apiKeyAuthor)
+}
+
+func (w *convWorld) sendAs(t *testing.T, tenant, id, text string, at time.Time, author domain.Author) {
+	t.Helper()
+	w.do(t, tenant, id, domain.SendMessage{MessageID: uuid.NewString(), Text: text, ClientMessageID: "c-" + text,
+		Author: author, At: at})
+}
+
+func TestConversationProjection(t *testing.T) {
+	t.Parallel()
+	w := newConvWorld(t, nil)
+	ctx := t.Context()
+	tenant, other := uuid.NewString(), uuid.NewString()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	id := w.start(t, tenant, domain.Contact{ExternalID: "crm-1", Name: "Ada", Email: "ada@example.com"}, at)
+
+	c, err := w.reader.Get(ctx, tenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != id || c.Channel != "api" || c.Status != "open" || c.Contact.Name != "Ada" || c.Contact.Email != "ada@example.com" ||
+		c.AssigneeID != "" || !c.LastMessageAt.IsZero() || !c.CreatedAt.Equal(at) || !c.LastActivityAt.Equal(at) || c.MessageCount != 0 {
+		t.Fatalf("started conversation %+v", c)
+	}
+
+	assignee := uuid.NewString()
+	off, closed := false, domain.ConversationStatusClosed
+	w.do(t, tenant, id, domain.UpdateConversation{Status: &closed, AssistantEnabled: &off, SetAssignee: true, AssigneeID: assignee, At: at})
+	if c, err := w.reader.Get(ctx, tenant, id); err != nil || c.Status != "closed" || c.AssigneeID != assignee || c.AssistantEnabled {
+		t.Fatalf("after the update: %+v, %v", c, err)
+	}
+	contactAuthor := domain.Author{Type: domain.AuthorContact, ID: "crm-1"}
+	for i := 1; i <= 3; i++ {
+		author := apiKeyAuthor
+		if i == 1 {
+			author = contactAuthor // reopens the conversation
+		}
+		w.sendAs(t, tenant, id, fmt.Sprintf("m%d", i), at.Add(time.Duration(i)*time.Minute), author)
+	}
+	last := w.do(t, tenant, id, domain.UpdateConversation{SetAssignee: true, At: at})
+	c, err = w.reader.Get(ctx, tenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Status != "open" || c.AssistantEnabled || c.AssigneeID != "" || c.MessageCount != 3 ||
+		!c.LastMessageAt.Equal(at.Add(3*time.Minute)) || !c.LastActivityAt.Equal(c.LastMessageAt) || c.Version != last.Version {
+		t.Fatalf("after updates and messages: %+v", c)
+	}
+
+	msgs, err := w.reader.Messages(ctx, tenant, id, 0, 10)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("messages: %+v, %v", msgs, err)
+	}
+	for i, m := range msgs {
+		if m.Seq != uint64(i+1) || m.Text != fmt.Sprintf("m%d", i+1) || m.ClientMessageID != "c-"+m.Text ||
+			(i > 0 && m.Author != apiKeyAuthor) || m.ConversationID != id || !domain.IsUUID(m.ID) {
+			t.Fatalf("message %d: %+v", i, m)
+		}
+	}
+	if page, err := w.reader.Messages(ctx, tenant, id, 1, 1); err != nil || len(page) != 1 || page[0].Seq != 2 {
+		t.Fatalf("after seq 1, limit 1: %+v, %v", page, err)
+	}
+	if page, err := w.reader.Messages(ctx, tenant, id, 3, 10); err != nil || len(page) != 0 {
+		t.Fatalf("after the last seq: %+v, %v", page, err)
+	}
+	if m, err := w.reader.Message(ctx, tenant, id, 2); err != nil || m.Text != "m2" {
+		t.Fatalf("message 2: %+v, %v", m, err)
+	}
+	if _, err := w.reader.Message(ctx, tenant, id, 4); domain.ErrorCode(err) != domain.ENOTFOUND {
+		t.Fatalf("message 4: %v", err)
+	}
+
+	// Another tenant sees nothing, exactly as if it did not exist.
+	if _, err := w.reader.Get(ctx, other, id); domain.ErrorCode(err) != domain.ENOTFOUND {
+		t.Fatalf("get as another tenant: %v", err)
+	}
+	if _, err := w.reader.Messages(ctx, other, id, 0, 10); domain.ErrorCode(err) != domain.ENOTFOUND {
+		t.Fatalf("messages as another tenant: %v", err)
+	}
+	if list, err := w.reader.List(ctx, other, projections.ConversationFilter{Limit: 10}); err != nil || len(list) != 0 {
+		t.Fatalf("list as another tenant: %+v, %v", list, err)
+	}
+	for _, bad := range []string{"nope", uuid.NewString()} {
+		if _, err := w.reader.Get(ctx, tenant, bad); domain.ErrorCode(err) != domain.ENOTFOUND {
+			t.Fatalf("get %q: %v", bad, err)
+		}
+		if _, err := w.reader.Messages(ctx, tenant, bad, 0, 1); domain.ErrorCode(err) != domain.ENOTFOUND {
+			t.Fatalf("messages of %q: %v", bad, err)
+		}
+	}
+	// The app role cannot see the rows without a tenant.
+	if n := queryInt(t, w.pools.App, "SELECT count(*) FROM messages"); n != 0 {
+		t.Fatalf("metachat_app without a tenant sees %d messages", n)
+	}
+}
+
+func TestConversationProjectionListAndSearch(t *testing.T) {
+	t.Parallel()
+	w := newConvWorld(t, nil)
+	ctx := t.Context()
+	tenant := uuid.NewString()
+	base := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	contacts := []domain.Contact{
+		{ExternalID: "crm-1", Name: "Ada Lovelace", Email: "ada@example.com"},
+		{ExternalID: "crm-2", Name: "Grace Hopper"},
+		{ExternalID: "WA-100%", Email: "GRACE@navy.mil"},
+		{ExternalID: "crm_4", Name: "Édith Piaf"},
+	}
+	ids := make([]string, len(contacts))
+	for i, c := range contacts {
+		ids[i] = w.start(t, tenant, c, base.Add(time.Duration(i)*time.Minute))
+	}
+	// A message moves the first conversation to the top.
+	w.send(t, tenant, ids[0], "hello", base.Add(time.Hour))
+	closed := domain.ConversationStatusClosed
+	w.do(t, tenant, ids[1], domain.UpdateConversation{Status: &closed, At: base})
+
+	list := func(f projections.ConversationFilter) []string {
+		t.Helper()
+		if f.Limit == 0 {
+			f.Limit = 50
+		}
+		cs, err := w.reader.List(ctx, tenant, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			out[i] = c.ID
+		}
+		return out
+	}
+	eq := func(got []string, want ...string) bool { return strings.Join(got, ",") == strings.Join(want, ",") }
+	if got := list(projections.ConversationFilter{}); !eq(got, ids[0], ids[3], ids[2], ids[1]) {
+		t.Fatalf("list order %v", got)
+	}
+	if got := list(projections.ConversationFilter{Status: "closed"}); !eq(got, ids[1]) {
+		t.Fatalf("closed: %v", got)
+	}
+	if got := list(projections.ConversationFilter{Status: "open"}); !eq(got, ids[0], ids[3], ids[2]) {
+		t.Fatalf("open: %v", got)
+	}
+	for q, want := range map[string][]string{
+		"grace":     {ids[2], ids[1]}, // a name and an email, any case
+		"ADA@EXA":   {ids[0]},
+		"crm":       {ids[0], ids[3], ids[1]},
+		"100%":      {ids[2]}, // wildcards match themselves
+		"%":         {ids[2]},
+		"crm_":      {ids[3]},
+		"édith":     {ids[3]},
+		"nobody":    nil,
+		"  crm-2  ": {ids[1]},
+	} {
+		if got := list(projections.ConversationFilter{Query: q}); !eq(got, want...) {
+			t.Errorf("q=%q: %v, want %v", q, got, want)
+		}
+	}
+	if got := list(projections.ConversationFilter{Query: "grace", Status: "open"}); !eq(got, ids[2]) {
+		t.Errorf("open grace: %v", got)
+	}
+
+	// Keyset pages.
+	var seen []string
+	var after *projections.ConversationKey
+	for {
+		page, err := w.reader.List(ctx, tenant, projections.ConversationFilter{Limit: 3, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page {
+			seen = append(seen, c.ID)
+		}
+		if len(page) < 3 {
+			break
+		}
+		k := page[len(page)-1].Key()
+		after = &k
+	}
+	if !eq(seen, ids[0], ids[3], ids[2], ids[1]) {
+		t.Fatalf("pages: %v", seen)
+	}
+	if _, err := w.reader.List(ctx, tenant, projections.ConversationFilter{}); domain.ErrorCode(err) != domain.EINVALID {
+		t.Fatalf("limit 0: %v", err)
+	}
+}
+
+// TestConversationProjectionTrigramIndex: with pg_trgm installed, Setup adds the trigram index and
+// searches still answer the same.
+func TestConversationProjectionTrigramIndex(t *testing.T) {
+	t.Parallel()
+	w := newConvWorld(t, func(h *harness) {
+		if _, err := h.pools.Owner.Exec(context.Background(), "CREATE EXTENSION IF NOT EXISTS pg_trgm"); err != nil {
+			t.Skipf("pg_trgm is not available: %v", err)
+		}
+	})
+	if err := w.manager.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	n := queryInt(t, w.pools.Owner, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'conversations_search'`,
+		projections.SchemaName(projections.ConversationsProjection, 1))
+	if n != 1 {
+		t.Fatal("no trigram index")
+	}
+	tenant := uuid.NewString()
+	id := w.start(t, tenant, domain.Contact{ExternalID: "x-1", Name: "Katherine Johnson"}, time.Now())
+	cs, err := w.reader.List(t.Context(), tenant, projections.ConversationFilter{Query: "RINE JO", Limit: 5})
+	if err != nil || len(cs) != 1 || cs[0].ID != id {
+		t.Fatalf("search: %+v, %v", cs, err)
+	}
+}
+
+// TestConversationProjectionStopsOnAGap: a message.sent whose seq does not follow the
+// conversation's messages is a poison event, never a hole in the list.
+func TestConversationProjectionStopsOnAGap(t *testing.T) {
+	t.Parallel()
+	w := newConvWorld(t, nil)
+	tenant := uuid.NewString()
+	id := w.start(t, tenant, domain.Contact{ExternalID: "x"}, time.Now())
+	agg := domain.AggregateRef{TenantID: tenant, Type: domain.ConversationAggregate, ID: id}
+	_, version, err := w.store.Load(t.Context(), agg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, v, payload, err := w.reg.Encode(&domain.MessageSent{MessageID: uuid.NewString(), Seq: 2, Text: "skips 1",
+		Author: domain.Author{Type: "system"}, SentAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.store.Append(t.Context(), agg, version, domain.Envelope{ID: uuid.NewString(), Type: typ, SchemaVersion: v, Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the projection to stop", func() bool {
+		cp := readCheckpoint(t, w.pools.Owner, projections.ConversationsProjection, 1)
+		return cp.Stopped && cp.StopSeq == res.LastSequence
+	})
+	if msgs, err := w.reader.Messages(t.Context(), tenant, id, 0, 10); err != nil || len(msgs) != 0 {
+		t.Fatalf("messages: %+v, %v", msgs, err)
+	}
+}
