@@ -17,7 +17,7 @@ build:
 	$(GO) build -o $(BIN)/metachat ./cmd/metachat
 
 ## test: gofmt, vet, lint, the race-enabled test suite and a short fuzz of every fuzz target
-test: fmtcheck vet lint gotest fuzz-short
+test: fmtcheck vet lint fuzz-short gotest
 
 fmtcheck:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/metachat/metachat/domain"
@@ -165,23 +164,8 @@ func scanAPIKey(row pgx.Row) (APIKey, error) {
 // Get returns one key of a tenant, revoked or not. A key that does not exist, belongs to another
 // tenant, or an id that is not a UUID, is ENOTFOUND.
 func (k *APIKeys) Get(ctx context.Context, tenantID, keyID string) (APIKey, error) {
-	if _, err := uuid.Parse(keyID); err != nil {
-		return APIKey{}, domain.Errorf(domain.ENOTFOUND, "API key not found.")
-	}
-	var out APIKey
-	err := WithTenant(ctx, k.db, tenantID, func(tx pgx.Tx) error {
-		var err error
-		out, err = scanAPIKey(tx.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM public.api_keys
-			WHERE tenant_id = $1 AND key_id = $2`, tenantID, keyID))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return APIKey{}, domain.Errorf(domain.ENOTFOUND, "API key not found.")
-	}
-	if err != nil {
-		return APIKey{}, fmt.Errorf("get api key %s: %w", keyID, err)
-	}
-	return out, nil
+	return getOne(ctx, k.db, tenantID, keyID, "API key not found.", scanAPIKey,
+		`SELECT `+apiKeyColumns+` FROM public.api_keys WHERE tenant_id = $1 AND key_id = $2`, tenantID, keyID)
 }
 
 // List returns at most limit live (unrevoked) keys of a tenant in the order of (created_at,

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -41,4 +42,27 @@ func WithTenant(ctx context.Context, db Beginner, tenantID string, fn func(pgx.T
 		return fmt.Errorf("commit tenant transaction: %w", err)
 	}
 	return nil
+}
+
+// getOne reads one row of a tenant through WithTenant: an id that is not a UUID and a missing row
+// (absent, or another tenant's, which row-level security hides) are both ENOTFOUND with the message
+// notFound, so the two can never be told apart.
+func getOne[T any](ctx context.Context, db Beginner, tenantID, id, notFound string, scan func(pgx.Row) (T, error), query string, args ...any) (T, error) {
+	var zero T
+	if _, err := uuid.Parse(id); err != nil {
+		return zero, domain.Errorf(domain.ENOTFOUND, "%s", notFound)
+	}
+	var out T
+	err := WithTenant(ctx, db, tenantID, func(tx pgx.Tx) error {
+		var err error
+		out, err = scan(tx.QueryRow(ctx, query, args...))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return zero, domain.Errorf(domain.ENOTFOUND, "%s", notFound)
+	}
+	if err != nil {
+		return zero, fmt.Errorf("read %s: %w", id, err)
+	}
+	return out, nil
 }

@@ -2,11 +2,9 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/metachat/metachat/domain"
@@ -117,24 +115,13 @@ func NewTenants(db Beginner) *Tenants { return &Tenants{db: db} }
 // Get returns a tenant, read through WithTenant so that row-level security shows only that
 // tenant's row. A tenant that does not exist, or an id that is not a UUID, is ENOTFOUND.
 func (t *Tenants) Get(ctx context.Context, tenantID string) (Tenant, error) {
-	if _, err := uuid.Parse(tenantID); err != nil {
-		return Tenant{}, domain.Errorf(domain.ENOTFOUND, "Tenant not found.")
-	}
-	var (
-		out     Tenant
-		version int64
-	)
-	err := WithTenant(ctx, t.db, tenantID, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT tenant_id::text, name, plan, created_at, updated_at, version
-			FROM public.tenants WHERE tenant_id = $1`, tenantID).
-			Scan(&out.ID, &out.Name, &out.Plan, &out.CreatedAt, &out.UpdatedAt, &version)
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Tenant{}, domain.Errorf(domain.ENOTFOUND, "Tenant not found.")
-	}
-	if err != nil {
-		return Tenant{}, fmt.Errorf("get tenant %s: %w", tenantID, err)
-	}
-	out.Version = uint64(version)
-	return out, nil
+	return getOne(ctx, t.db, tenantID, tenantID, "Tenant not found.", func(row pgx.Row) (Tenant, error) {
+		var (
+			out     Tenant
+			version int64
+		)
+		err := row.Scan(&out.ID, &out.Name, &out.Plan, &out.CreatedAt, &out.UpdatedAt, &version)
+		out.Version = uint64(version)
+		return out, err
+	}, `SELECT tenant_id::text, name, plan, created_at, updated_at, version FROM public.tenants WHERE tenant_id = $1`, tenantID)
 }

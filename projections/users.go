@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/metachat/metachat/domain"
@@ -192,23 +191,8 @@ func scanUser(row pgx.Row) (User, error) {
 // Get returns one user of a tenant, read through WithTenant. A user that does not exist, belongs
 // to another tenant, or an id that is not a UUID, is ENOTFOUND.
 func (u *Users) Get(ctx context.Context, tenantID, userID string) (User, error) {
-	if _, err := uuid.Parse(userID); err != nil {
-		return User{}, domain.Errorf(domain.ENOTFOUND, "User not found.")
-	}
-	var out User
-	err := WithTenant(ctx, u.db, tenantID, func(tx pgx.Tx) error {
-		var err error
-		out, err = scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM public.users
-			WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID))
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, domain.Errorf(domain.ENOTFOUND, "User not found.")
-	}
-	if err != nil {
-		return User{}, fmt.Errorf("get user %s: %w", userID, err)
-	}
-	return out, nil
+	return getOne(ctx, u.db, tenantID, userID, "User not found.", scanUser,
+		`SELECT `+userColumns+` FROM public.users WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID)
 }
 
 // List returns at most limit users of a tenant in the order of (created_at, user_id), after the
