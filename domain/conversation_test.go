@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/metachat/metachat/domain"
 )
@@ -205,4 +206,53 @@ func TestConversationClientIndexIsPersistent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// FuzzConversationDecide feeds arbitrary outside input (message text, client_message_id, contact
+// fields, channel) to the decider: it never panics, refuses with EINVALID only, and what it accepts
+// is within the contract's limits.
+func FuzzConversationDecide(f *testing.F) {
+	f.Add("hello", "c-1", "crm-1", "Ada", "ada@example.com", "api")
+	f.Add("", "", "", "", "", "")
+	f.Add("a\x00b", "\xff", " ", strings.Repeat("é", 201), "@", "web")
+	f.Add(strings.Repeat("ü", 4001), strings.Repeat("k", 129), strings.Repeat("x", 129), "\t", "a@b", "whatsapp")
+	d := domain.ConversationDecider()
+	at := time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, text, clientID, externalID, name, email, channel string) {
+		evs, err := d.Decide(d.Initial(), domain.StartConversation{ConversationID: convID, Channel: channel,
+			Contact: domain.Contact{ExternalID: externalID, Name: name, Email: email}, At: at})
+		if err != nil {
+			if code := domain.ErrorCode(err); code != domain.EINVALID {
+				t.Fatalf("start: code %q: %v", code, err)
+			}
+			evs = []domain.Event{&domain.ConversationStarted{ConversationID: convID, Channel: "api", Contact: domain.Contact{ExternalID: "x"}, StartedAt: at}}
+		} else {
+			c := evs[0].(*domain.ConversationStarted).Contact
+			if !utf8.ValidString(c.ExternalID+c.Name+c.Email) || utf8.RuneCountInString(c.ExternalID) > domain.MaxExternalIDLen ||
+				utf8.RuneCountInString(c.Name) > domain.MaxContactNameLen || strings.TrimSpace(c.ExternalID) == "" {
+				t.Fatalf("accepted contact %+v", c)
+			}
+		}
+		s := d.Fold(evs)
+		out, err := d.Decide(s, domain.SendMessage{MessageID: msgID1, Text: text, ClientMessageID: clientID,
+			Author: domain.Author{Type: domain.AuthorUser, ID: userID}, At: at})
+		if err != nil {
+			if code := domain.ErrorCode(err); code != domain.EINVALID {
+				t.Fatalf("send: code %q: %v", code, err)
+			}
+			return
+		}
+		m := out[0].(*domain.MessageSent)
+		if m.Seq != 1 || !utf8.ValidString(m.Text) || strings.TrimSpace(m.Text) == "" || utf8.RuneCountInString(m.Text) > domain.MaxMessageTextLen ||
+			utf8.RuneCountInString(m.ClientMessageID) > domain.MaxClientMessageIDLen {
+			t.Fatalf("accepted message %+v", m)
+		}
+		if clientID != "" {
+			again, err := d.Decide(d.Evolve(s, m), domain.SendMessage{MessageID: msgID2, Text: text, ClientMessageID: clientID,
+				Author: domain.Author{Type: domain.AuthorUser, ID: userID}, At: at})
+			if err != nil || len(again) != 0 {
+				t.Fatalf("repeat of %q: %v, %v", clientID, again, err)
+			}
+		}
+	})
 }

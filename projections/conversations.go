@@ -24,20 +24,18 @@ const ConversationsProjection = "conversations"
 //     database, a trigram index for substring search on the contact fields (otherwise a search
 //     scans the tenant's conversations in list order).
 //   - messages (tenant_id, conversation_id, seq, id, text, author_type, author_id,
-//     client_message_id, created_at, and stream_seq: the stream sequence of its event), primary
-//     key (tenant_id, conversation_id, seq).
+//     client_message_id, created_at), primary key (tenant_id, conversation_id, seq).
 //
 // Both have row-level security by tenant.
 //
-// A message.sent is one insert, which refuses (stopping the projection, never showing a hole) a
-// seq that does not follow the conversation's previous message. The conversation's counters
-// (last_message_at, message_count, version) are not updated by that insert but by a deferred
-// trigger at the commit of the batch, once per conversation and batch, from its last message: an
-// update of a conversation row costs more than the message insert (its indexed last activity
-// changes, so every index gets a new entry and the old version stays until vacuum), and a busy
-// conversation, or a replay, has many messages in one batch. For the same reason autovacuum
-// visits conversations after every thousand dead row versions rather than after a fifth of the
-// table.
+// A message.sent is one statement: the message's insert and its conversation's counters
+// (message_count, last_message_at, version), which it updates only if the seq follows the
+// conversation's message count, so a gap or a repeat in the stream stops the projection instead
+// of showing a hole. ApplyBatch applies a batch with a few statements instead of one per message
+// (see conversations_batch.go). A conversation row is rewritten at every message (its indexed
+// last activity changes, so every index gets a new entry and the old version stays until
+// vacuum): autovacuum visits conversations after every thousand dead row versions rather than
+// after a fifth of the table.
 type ConversationProjection struct {
 	reg *domain.Registry
 }
@@ -87,13 +85,9 @@ func (*ConversationProjection) Setup(ctx context.Context, tx pgx.Tx, schema stri
 		author_id         text        NOT NULL DEFAULT '',
 		client_message_id text,
 		created_at        timestamptz NOT NULL,
-		stream_seq        bigint      NOT NULL,
 		PRIMARY KEY (tenant_id, conversation_id, seq)
 	)`); err != nil {
 		return fmt.Errorf("create conversations and messages: %w", err)
-	}
-	if err := messageCountTrigger(ctx, tx, schema); err != nil {
-		return err
 	}
 	if err := trigramIndex(ctx, tx, conv); err != nil {
 		return err
@@ -120,34 +114,6 @@ func trigramIndex(ctx context.Context, tx pgx.Tx, conv string) error {
 	ops := pgx.Identifier{extSchema, "gin_trgm_ops"}.Sanitize()
 	if _, err := tx.Exec(ctx, `CREATE INDEX conversations_search ON `+conv+` USING gin (search `+ops+`)`); err != nil {
 		return fmt.Errorf("create the trigram index of conversations: %w", err)
-	}
-	return nil
-}
-
-// messageCountTrigger creates the deferred trigger that brings a conversation's counters up to its
-// last message at commit: it runs for every message inserted in the transaction, and updates the
-// conversation only for the conversation's last one. greatest() keeps values a later event of the
-// same batch (a close, an assignment) has set.
-func messageCountTrigger(ctx context.Context, tx pgx.Tx, schema string) error {
-	conv := pgx.Identifier{schema, "conversations"}.Sanitize()
-	msgs := pgx.Identifier{schema, "messages"}.Sanitize()
-	fn := pgx.Identifier{schema, "count_message"}.Sanitize()
-	if _, err := tx.Exec(ctx, `CREATE FUNCTION `+fn+`() RETURNS trigger LANGUAGE plpgsql AS $fn$
-		BEGIN
-			IF NEW.seq = (SELECT max(m.seq) FROM `+msgs+` m
-					WHERE m.tenant_id = NEW.tenant_id AND m.conversation_id = NEW.conversation_id) THEN
-				UPDATE `+conv+` SET
-					message_count   = greatest(message_count, NEW.seq),
-					last_message_at = greatest(last_message_at, NEW.created_at),
-					version         = greatest(version, NEW.stream_seq)
-				WHERE tenant_id = NEW.tenant_id AND id = NEW.conversation_id;
-			END IF;
-			RETURN NULL;
-		END
-		$fn$;
-		CREATE CONSTRAINT TRIGGER count_message AFTER INSERT ON `+msgs+`
-			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION `+fn+`()`); err != nil {
-		return fmt.Errorf("create the message count trigger: %w", err)
 	}
 	return nil
 }
@@ -207,8 +173,7 @@ func (p *ConversationProjection) update(ctx context.Context, tx pgx.Tx, conv str
 	return nil
 }
 
-// message inserts a message if its seq follows the conversation's previous message (the first
-// one: if the conversation exists); the deferred trigger counts it on the conversation.
+// message inserts a message and counts it on its conversation, in one statement.
 func (p *ConversationProjection) message(ctx context.Context, tx pgx.Tx, schema string, env domain.Envelope, e *domain.MessageSent) error {
 	conv := pgx.Identifier{schema, "conversations"}.Sanitize()
 	msgs := pgx.Identifier{schema, "messages"}.Sanitize()
@@ -216,21 +181,26 @@ func (p *ConversationProjection) message(ctx context.Context, tx pgx.Tx, schema 
 	if e.ClientMessageID != "" {
 		clientID = &e.ClientMessageID
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO `+msgs+` (tenant_id, conversation_id, seq, id, text, author_type, author_id,
-			client_message_id, created_at, stream_seq)
-		SELECT $1::uuid, $2::uuid, $3::bigint, $4::uuid, $5::text, $6::text, $7::text, $8::text, $9::timestamptz, $10::bigint
-		WHERE CASE WHEN $3::bigint = 1
-			THEN EXISTS (SELECT 1 FROM `+conv+` WHERE tenant_id = $1::uuid AND id = $2::uuid)
-			ELSE EXISTS (SELECT 1 FROM `+msgs+` WHERE tenant_id = $1::uuid AND conversation_id = $2::uuid AND seq = $3::bigint - 1)
-		END`,
-		env.TenantID, env.AggregateID, int64(e.Seq), e.MessageID, e.Text, e.Author.Type, e.Author.ID, clientID,
-		eventTime(e.SentAt, env), int64(env.Sequence))
+	at := eventTime(e.SentAt, env)
+	tag, err := tx.Exec(ctx, `WITH m AS (
+			INSERT INTO `+msgs+` (tenant_id, conversation_id, seq, id, text, author_type, author_id, client_message_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		)
+		UPDATE `+conv+` SET message_count = $3, last_message_at = $9, version = $10
+		WHERE tenant_id = $1 AND id = $2 AND message_count = $3 - 1`,
+		env.TenantID, env.AggregateID, int64(e.Seq), e.MessageID, e.Text, e.Author.Type, e.Author.ID, clientID, at,
+		int64(env.Sequence))
 	if err != nil {
 		return fmt.Errorf("insert message %d of conversation %s: %w", e.Seq, env.AggregateID, err)
 	}
 	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("message.sent with seq %d does not follow the messages of conversation %s (or the conversation is unknown)",
-			e.Seq, env.AggregateID)
+		return messageGap(env.AggregateID, e.Seq)
 	}
 	return nil
+}
+
+// messageGap is the error of a message whose seq does not follow its conversation's messages.
+func messageGap(conversationID string, seq uint64) error {
+	return fmt.Errorf("message.sent with seq %d does not follow the messages of conversation %s (or the conversation is unknown)",
+		seq, conversationID)
 }

@@ -278,7 +278,9 @@ func TestConversationProjectionTrigramIndex(t *testing.T) {
 }
 
 // TestConversationProjectionStopsOnAGap: a message.sent whose seq does not follow the
-// conversation's messages is a poison event, never a hole in the list.
+// conversation's messages is a poison event, never a hole in the list. It comes in one atomic
+// append after a valid message, so the batch apply fails and the events applied one by one find
+// it: the valid message is applied, the projection stops at the gap.
 func TestConversationProjectionStopsOnAGap(t *testing.T) {
 	t.Parallel()
 	w := newConvWorld(t, nil)
@@ -289,12 +291,16 @@ func TestConversationProjectionStopsOnAGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typ, v, payload, err := w.reg.Encode(&domain.MessageSent{MessageID: uuid.NewString(), Seq: 2, Text: "skips 1",
-		Author: domain.Author{Type: "system"}, SentAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
+	var envs []domain.Envelope
+	for _, seq := range []uint64{1, 3} {
+		typ, v, payload, err := w.reg.Encode(&domain.MessageSent{MessageID: uuid.NewString(), Seq: seq, Text: fmt.Sprint("seq ", seq),
+			Author: domain.Author{Type: "system"}, SentAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, domain.Envelope{ID: uuid.NewString(), Type: typ, SchemaVersion: v, Payload: payload})
 	}
-	res, err := w.store.Append(t.Context(), agg, version, domain.Envelope{ID: uuid.NewString(), Type: typ, SchemaVersion: v, Payload: payload})
+	res, err := w.store.Append(t.Context(), agg, version, envs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +308,131 @@ func TestConversationProjectionStopsOnAGap(t *testing.T) {
 		cp := readCheckpoint(t, w.pools.Owner, projections.ConversationsProjection, 1)
 		return cp.Stopped && cp.StopSeq == res.LastSequence
 	})
-	if msgs, err := w.reader.Messages(t.Context(), tenant, id, 0, 10); err != nil || len(msgs) != 0 {
-		t.Fatalf("messages: %+v, %v", msgs, err)
+	if msgs, err := w.reader.Messages(t.Context(), tenant, id, 0, 10); err != nil || len(msgs) != 1 || msgs[0].Seq != 1 {
+		t.Fatalf("messages: %+v, %v; want seq 1 only", msgs, err)
+	}
+}
+
+// TestConversationProjectionApplyBatch: ApplyBatch, fed the stream in chunks, builds exactly the
+// tables Apply builds event by event, and refuses messages that do not follow their conversation's.
+func TestConversationProjectionApplyBatch(t *testing.T) {
+	t.Parallel()
+	w := newConvWorld(t, nil)
+	ctx := t.Context()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	tenants := []string{uuid.NewString(), uuid.NewString()}
+	var convs [][2]string
+	for i := range 4 {
+		tenant := tenants[i%2]
+		convs = append(convs, [2]string{tenant, w.start(t, tenant, domain.Contact{ExternalID: fmt.Sprint("c", i), Name: "N"}, at)})
+	}
+	closed := domain.ConversationStatusClosed
+	for i := range 30 {
+		c := convs[(i*7)%len(convs)]
+		switch i {
+		case 10:
+			w.do(t, c[0], c[1], domain.UpdateConversation{Status: &closed, SetAssignee: true, AssigneeID: uuid.NewString(), At: at})
+			w.sendAs(t, c[0], c[1], fmt.Sprint("reopen ", i), at.Add(time.Duration(i)*time.Second), domain.Author{Type: domain.AuthorContact, ID: "c"})
+		default:
+			w.send(t, c[0], c[1], fmt.Sprint("m", i), at.Add(time.Duration(i)*time.Second))
+		}
+	}
+	envs, err := w.store.Read(ctx, 1, domain.Filter{}, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A schema of its own, set up as each generation is, and written by the projector.
+	const schema = "batch_check"
+	p := projections.NewConversationProjection(w.reg)
+	setup := func() {
+		tx, err := w.pools.Owner.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		for _, sql := range []string{"DROP SCHEMA IF EXISTS " + schema + " CASCADE", "CREATE SCHEMA " + schema} {
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Setup(ctx, tx, schema); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "GRANT USAGE ON SCHEMA "+schema+" TO metachat_projector; "+
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+schema+" TO metachat_projector"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applyBatch := func(batch []domain.Envelope) error {
+		tx, err := w.pools.Projector.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if err := p.ApplyBatch(ctx, tx, schema, batch); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	}
+	setup()
+	for start := 0; start < len(envs); start += 7 {
+		if err := applyBatch(envs[start:min(start+7, len(envs))]); err != nil {
+			t.Fatalf("batch at %d: %v", start, err)
+		}
+	}
+	digest := func(schema, table, order string) string {
+		var d string
+		if err := w.pools.Projector.QueryRow(ctx, `SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY `+order+`)), '')
+			FROM `+schema+`.`+table+` t`).Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	g1 := projections.SchemaName(projections.ConversationsProjection, 1)
+	for table, order := range map[string]string{"conversations": "tenant_id, id", "messages": "tenant_id, conversation_id, seq"} {
+		if a, b := digest(g1, table, order), digest(schema, table, order); a != b || a == "" {
+			t.Errorf("%s: ApplyBatch built %s, Apply %s", table, b, a)
+		}
+	}
+
+	// Gaps: against the table, and inside one run.
+	setup()
+	var starts []domain.Envelope
+	var first *domain.Envelope
+	for i, env := range envs {
+		if env.Type == domain.EventConversationStarted {
+			starts = append(starts, env)
+		}
+		if env.Type == domain.EventMessageSent && first == nil {
+			first = &envs[i]
+		}
+	}
+	if err := applyBatch(starts); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(seq uint64) domain.Envelope {
+		typ, v, payload, err := w.reg.Encode(&domain.MessageSent{MessageID: uuid.NewString(), Seq: seq, Text: "x",
+			Author: domain.Author{Type: domain.AuthorSystem}, SentAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := *first
+		env.Type, env.SchemaVersion, env.Payload = typ, v, payload
+		return env
+	}
+	for name, batch := range map[string][]domain.Envelope{
+		"first message is 2": {msg(2)},
+		"1 then 3":           {msg(1), msg(3)},
+		"1 twice":            {msg(1), msg(1)},
+	} {
+		if err := applyBatch(batch); err == nil {
+			t.Errorf("%s: applied", name)
+		}
+	}
+	if err := applyBatch([]domain.Envelope{msg(1), msg(2)}); err != nil {
+		t.Errorf("1, 2: %v", err)
 	}
 }

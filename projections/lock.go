@@ -107,9 +107,12 @@ func (l *sessionLock) check(ctx context.Context) error {
 	return nil
 }
 
-// release ends the lock's session, which releases the lock.
+// release unlocks explicitly, then ends the lock's session. Closing alone would release the lock
+// only once the server notices the session ended, asynchronously: a caller taking the lock right
+// after release returned could still find it held.
 func (l *sessionLock) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	_, _ = l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
 	_ = l.conn.Close(ctx)
 }

@@ -233,6 +233,7 @@ func TestRebuildEmptyStreamAndConflicts(t *testing.T) {
 			once.Do(func() { close(entered) })
 			<-release
 		})
+		once.Do(func() { close(entered) }) // a rebuild that failed early must not leave the test waiting
 		first <- result{g, err}
 	}()
 	<-entered

@@ -104,6 +104,12 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 	}
 	res := batchResult{checkpoint: uint64(cp)}
 	debug := r.log.Enabled(ctx, slog.LevelDebug)
+	// Projections that apply a whole batch at once (BatchApplier, batch_apply.go).
+	if all, err := r.applyAll(ctx, tx, batch, &res, debug); err != nil {
+		return batchResult{}, err
+	} else if all {
+		batch = nil
+	}
 	for i, d := range batch {
 		if d.seq <= res.checkpoint {
 			continue // applied before: a redelivery

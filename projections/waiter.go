@@ -148,8 +148,11 @@ func (w *Waiter) WaitFor(ctx context.Context, projection string, seq uint64) err
 	wake := make(chan struct{}, 1)
 	w.register(projection, wake)
 	defer w.unregister(projection, wake)
-	// Registered before reading, so a notification that arrives meanwhile is not missed.
-	if err := w.read(ctx, projection); err != nil {
+	// Registered before reading, so a notification that arrives meanwhile is not missed. While
+	// notifications flow and the active generation is known, they are enough: no read.
+	if _, known := w.reached(projection, seq); known {
+		// wait below
+	} else if err := w.read(ctx, projection); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("wait for projection %s to reach %d: %w", projection, seq, ctx.Err())
 		}

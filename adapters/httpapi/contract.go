@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
@@ -95,7 +96,10 @@ func loadContract() (*contract, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	c.validator = validator.NewValidatorFromV3Model(&model.Model, config.WithoutSecurityValidation(), config.WithFormatAssertions())
+	// The regex cache keeps the validator from compiling a path template's regular expression on
+	// every request (it was the largest single cost of a message send).
+	c.validator = validator.NewValidatorFromV3Model(&model.Model, config.WithoutSecurityValidation(), config.WithFormatAssertions(),
+		config.WithRegexCache(&sync.Map{}))
 	return c, nil
 }
 

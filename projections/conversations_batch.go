@@ -1,0 +1,140 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/metachat/metachat/domain"
+)
+
+var _ BatchApplier = (*ConversationProjection)(nil)
+
+// ApplyBatch applies envs in order with the same result as Apply on each, in far fewer
+// statements: every run of consecutive message.sent events is one insert of all its messages and
+// one update of each of their conversations (the projector's cost per message is otherwise one
+// round trip to Postgres, which bounds it, and every send waiting for it, to a few thousand
+// messages a second). Other events are applied one by one. A message whose seq does not follow its
+// conversation's previous one is an error, as in Apply; after an error the transaction is unusable,
+// and applying the events one at a time with Apply finds the one at fault.
+func (p *ConversationProjection) ApplyBatch(ctx context.Context, tx pgx.Tx, schema string, envs []domain.Envelope) error {
+	run := newMessageRun()
+	for _, env := range envs {
+		if env.AggregateType == domain.ConversationAggregate && env.Type == domain.EventMessageSent {
+			ev, err := p.reg.Decode(env)
+			if err != nil {
+				return fmt.Errorf("decode %s at %d: %w", env.Type, env.Sequence, err)
+			}
+			e, ok := ev.(*domain.MessageSent)
+			if !ok {
+				return fmt.Errorf("decode %s at %d: got %T", env.Type, env.Sequence, ev)
+			}
+			if err := run.add(env, e); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := run.flush(ctx, tx, schema); err != nil {
+			return err
+		}
+		if err := p.Apply(ctx, tx, schema, env); err != nil {
+			return err
+		}
+	}
+	return run.flush(ctx, tx, schema)
+}
+
+// messageRun collects consecutive messages as columns for one insert, and per conversation the
+// first and last seq for one update.
+type messageRun struct {
+	tenants, convs, ids, texts, authorTypes, authorIDs []string
+	clientIDs                                          []*string
+	seqs                                               []int64
+	ats                                                []time.Time
+	byConv                                             map[domain.AggregateRef]int
+	counts                                             []messageCount
+}
+
+// messageCount is what a run does to one conversation.
+type messageCount struct {
+	tenant, id   string
+	first, last  int64
+	lastAt       time.Time
+	lastEventSeq int64
+}
+
+func newMessageRun() *messageRun {
+	return &messageRun{byConv: make(map[domain.AggregateRef]int)}
+}
+
+// add appends a message; it must follow the conversation's previous message in the run.
+func (r *messageRun) add(env domain.Envelope, e *domain.MessageSent) error {
+	at := eventTime(e.SentAt, env)
+	seq := int64(e.Seq)
+	k := env.Aggregate()
+	if i, ok := r.byConv[k]; ok {
+		c := &r.counts[i]
+		if seq != c.last+1 {
+			return messageGap(env.AggregateID, e.Seq)
+		}
+		c.last, c.lastAt, c.lastEventSeq = seq, at, int64(env.Sequence)
+	} else {
+		r.byConv[k] = len(r.counts)
+		r.counts = append(r.counts, messageCount{tenant: env.TenantID, id: env.AggregateID, first: seq, last: seq,
+			lastAt: at, lastEventSeq: int64(env.Sequence)})
+	}
+	var clientID *string
+	if e.ClientMessageID != "" {
+		clientID = &e.ClientMessageID
+	}
+	r.tenants = append(r.tenants, env.TenantID)
+	r.convs = append(r.convs, env.AggregateID)
+	r.ids = append(r.ids, e.MessageID)
+	r.texts = append(r.texts, e.Text)
+	r.authorTypes = append(r.authorTypes, e.Author.Type)
+	r.authorIDs = append(r.authorIDs, e.Author.ID)
+	r.clientIDs = append(r.clientIDs, clientID)
+	r.seqs = append(r.seqs, seq)
+	r.ats = append(r.ats, at)
+	return nil
+}
+
+// flush writes the run, if any, and empties it: the messages, then each conversation's counters
+// where its message count is the one before the run's first seq.
+func (r *messageRun) flush(ctx context.Context, tx pgx.Tx, schema string) error {
+	if len(r.seqs) == 0 {
+		return nil
+	}
+	conv := pgx.Identifier{schema, "conversations"}.Sanitize()
+	msgs := pgx.Identifier{schema, "messages"}.Sanitize()
+	if _, err := tx.Exec(ctx, `INSERT INTO `+msgs+` (tenant_id, conversation_id, seq, id, text, author_type, author_id,
+			client_message_id, created_at)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::timestamptz[])`,
+		r.tenants, r.convs, r.seqs, r.ids, r.texts, r.authorTypes, r.authorIDs, r.clientIDs, r.ats); err != nil {
+		return fmt.Errorf("insert %d messages: %w", len(r.seqs), err)
+	}
+	n := len(r.counts)
+	tenants, ids := make([]string, n), make([]string, n)
+	firsts, lasts, versions := make([]int64, n), make([]int64, n), make([]int64, n)
+	ats := make([]time.Time, n)
+	for i, c := range r.counts {
+		tenants[i], ids[i], firsts[i], lasts[i], ats[i], versions[i] = c.tenant, c.id, c.first, c.last, c.lastAt, c.lastEventSeq
+	}
+	tag, err := tx.Exec(ctx, `UPDATE `+conv+` c SET message_count = u.last, last_message_at = u.at, version = u.version
+		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::bigint[])
+			AS u(tenant_id, id, first, last, at, version)
+		WHERE c.tenant_id = u.tenant_id AND c.id = u.id AND c.message_count = u.first - 1`,
+		tenants, ids, firsts, lasts, ats, versions)
+	if err != nil {
+		return fmt.Errorf("count messages of %d conversations: %w", n, err)
+	}
+	if int(tag.RowsAffected()) != n {
+		return fmt.Errorf("messages of %d of %d conversations do not follow their previous messages (or the conversation is unknown)",
+			n-int(tag.RowsAffected()), n)
+	}
+	*r = *newMessageRun()
+	return nil
+}
