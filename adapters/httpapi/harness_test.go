@@ -1,19 +1,12 @@
 package httpapi_test
 
 import (
-	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"net/http/httptest"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/metachat/metachat/adapters/httpapi"
 	"github.com/metachat/metachat/app"
 	"github.com/metachat/metachat/domain"
-	"github.com/metachat/metachat/eventstore"
 	"github.com/metachat/metachat/internal/testkit"
 	"github.com/metachat/metachat/projections"
 )
@@ -23,12 +16,7 @@ import (
 // running, the application services, and the HTTP server on a real loopback listener.
 // Everything stops when the test ends.
 type harness struct {
-	Registry *domain.Registry
-	Store    *eventstore.JetStream
-	Pools    *projections.Pools
-	Manager  *projections.Manager
-	Waiter   *projections.Waiter
-	Logger   *slog.Logger
+	*testkit.Core
 
 	Identity      *app.Identity
 	Conversations *app.Conversations
@@ -40,53 +28,15 @@ type harness struct {
 // newHarness starts a harness.
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	ctx := t.Context()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := &harness{Registry: domain.NewDefaultRegistry(), Logger: logger}
-	nc := testkit.StartNATS(t, "").Connect(t)
-	var err error
-	if h.Store, err = eventstore.Open(ctx, nc, eventstore.Config{Logger: logger}); err != nil {
-		t.Fatal(err)
-	}
-	if h.Pools, err = projections.OpenPools(ctx, projections.PoolsConfig{DatabaseURL: testkit.Postgres(t)}); err != nil {
-		t.Fatal(err)
-	}
-	h.Manager, err = projections.NewManager(projections.ManagerConfig{
-		Projections: []projections.Projection{
-			projections.NewTenantProjection(h.Registry),
-			projections.NewUserProjection(h.Registry),
-			projections.NewAPIKeyProjection(h.Registry),
-			projections.NewConversationProjection(h.Registry),
-		},
-		Store: h.Store, Owner: h.Pools.Owner, Projector: h.Pools.Projector, Logger: logger,
-		Tuning: projections.Tuning{IdleWait: 100 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Manager.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if h.Waiter, err = projections.NewWaiter(projections.WaiterConfig{Pool: h.Pools.App, Timeout: 5 * time.Second, Logger: logger}); err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{h.Manager.Run, h.Waiter.Run} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("background component: %v", err)
-			}
-		}()
-	}
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		h.Pools.Close()
-	})
-
+	h := &harness{Core: testkit.StartCore(t, func(reg *domain.Registry) []projections.Projection {
+		return []projections.Projection{
+			projections.NewTenantProjection(reg),
+			projections.NewUserProjection(reg),
+			projections.NewAPIKeyProjection(reg),
+			projections.NewConversationProjection(reg),
+		}
+	})}
+	logger := h.Logger
 	signingKey, err := app.GenerateSigningKey()
 	if err != nil {
 		t.Fatal(err)
