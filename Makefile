@@ -9,8 +9,8 @@ FUZZTIME ?= 3s
 .PHONY: run build test vet lint gotest fuzz-short fuzz bench clean
 
 ## run: start the whole platform (embedded NATS, managed Postgres) on http://127.0.0.1:8080
-run:
-	$(GO) run ./cmd/metachat serve
+run: build
+	exec $(BIN)/metachat serve
 
 ## build: build bin/metachat
 build:

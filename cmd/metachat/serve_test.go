@@ -5,6 +5,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +88,41 @@ func TestServeShutsDownWithoutLeaks(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "metachat stopped") {
 		t.Errorf("no stop log line:\n%s", logs.String())
+	}
+}
+
+// TestDevelopmentSecretsKeepTheDataDirTraversable: generating the development secrets creates a
+// private secrets directory, but the data directory itself stays traversable, so the managed
+// Postgres (run as the postgres user under root) can reach its own directory inside it.
+func TestDevelopmentSecretsKeepTheDataDirTraversable(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	if _, err := loadSecrets(cfg); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o001 == 0 {
+		t.Errorf("data directory mode %v: others cannot traverse it", fi.Mode().Perm())
+	}
+	cfg.resolvePaths()
+	for _, f := range []string{cfg.SigningKeyFile, cfg.APIKeyPepperFile} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	if fi, err := os.Stat(filepath.Dir(cfg.SigningKeyFile)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("secrets directory: %v %v, want 0700", fi, err)
+	}
+	again, err := loadSecrets(cfg)
+	if err != nil || len(again.signingKey) == 0 {
+		t.Errorf("second load: %v", err)
 	}
 }
 

@@ -28,6 +28,12 @@ type secrets struct {
 // loadSecrets reads (or, in development, creates) the JWT signing key and the API key pepper.
 func loadSecrets(cfg Config) (secrets, error) {
 	cfg.resolvePaths()
+	// The data directory must stay traversable (the managed Postgres runs as another user when
+	// Metachat runs as root); only the secrets directory inside it is private. Creating it here,
+	// before MkdirAll makes the secrets' parents, keeps it from being created 0700.
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return secrets{}, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+	}
 	signingKey, err := loadSecret(cfg, cfg.SigningKeyFile, "METACHAT_JWT_SIGNING_KEY_FILE", appsvc.GenerateSigningKey)
 	if err != nil {
 		return secrets{}, err
