@@ -163,17 +163,15 @@ func (w *Waiter) WaitFor(ctx context.Context, projection string, seq uint64) err
 	poll := time.NewTicker(w.cfg.FallbackPoll)
 	defer poll.Stop()
 	for {
-		ok, known := w.reached(projection, seq)
-		if ok {
+		if ok, _ := w.reached(projection, seq); ok {
 			return nil
 		}
-		var pollC <-chan time.Time
-		if !known {
-			pollC = poll.C
-		}
+		// Notifications normally wake us first; the poll is the safety net for one that was missed
+		// (for example a commit between the initial read and LISTEN taking effect), so a miss costs
+		// at most FallbackPoll instead of the whole timeout.
 		select {
 		case <-wake:
-		case <-pollC:
+		case <-poll.C:
 			if err := w.read(ctx, projection); err != nil && ctx.Err() == nil {
 				w.log.WarnContext(ctx, "re-read checkpoint", "projection", projection, "error", err)
 			}
