@@ -43,9 +43,6 @@ type ConversationsConfig struct {
 	// MaxRetries is how often a command is retried after a version conflict. Default
 	// DefaultConversationRetries.
 	MaxRetries int
-	// RequestID returns the id of the request in ctx, stored as the correlation id of events.
-	// Nil stores none.
-	RequestID func(ctx context.Context) string
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -61,9 +58,6 @@ func (c *ConversationsConfig) setDefaults() {
 	}
 	if c.MaxRetries == 0 {
 		c.MaxRetries = DefaultConversationRetries
-	}
-	if c.RequestID == nil {
-		c.RequestID = func(context.Context) string { return "" }
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -169,7 +163,7 @@ func convID(id string) (string, error) {
 
 // handle runs a command on a conversation of p's tenant.
 func (s *Conversations) handle(ctx context.Context, p domain.Principal, id string, cmd domain.ConversationCommand) (eventstore.Result[domain.Conversation], error) {
-	return s.handler.Handle(ctx, convRef(p, id), cmd, eventstore.Metadata{Actor: p.Actor(), CorrelationID: s.cfg.RequestID(ctx)})
+	return s.handler.Handle(ctx, convRef(p, id), cmd, eventstore.Metadata{Actor: p.Actor()})
 }
 
 // waitFor returns once the conversations read model has applied the stream sequence seq. A write

@@ -66,9 +66,6 @@ type IdentityConfig struct {
 	// APIKeyUseInterval is how often at most a key's use is recorded. Default
 	// DefaultAPIKeyUseInterval.
 	APIKeyUseInterval time.Duration
-	// RequestID returns the id of the request in ctx, stored as the correlation id of events.
-	// Nil stores none.
-	RequestID func(ctx context.Context) string
 	// Logger receives the service's logs; nil discards them. Credentials are never logged.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -94,9 +91,6 @@ func (c *IdentityConfig) setDefaults() {
 	}
 	if c.APIKeyUseInterval == 0 {
 		c.APIKeyUseInterval = DefaultAPIKeyUseInterval
-	}
-	if c.RequestID == nil {
-		c.RequestID = func(context.Context) string { return "" }
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -215,9 +209,10 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 	}, nil
 }
 
-// metadata is the metadata of the events a request by actor causes.
-func (i *Identity) metadata(ctx context.Context, actor domain.Actor) eventstore.Metadata {
-	return eventstore.Metadata{Actor: actor, CorrelationID: i.cfg.RequestID(ctx)}
+// metadata is the metadata of the events a request by actor causes. The correlation id comes
+// from the context (domain.CorrelationID), filled in by the command handler.
+func (i *Identity) metadata(_ context.Context, actor domain.Actor) eventstore.Metadata {
+	return eventstore.Metadata{Actor: actor}
 }
 
 // now is the service's clock.

@@ -83,7 +83,7 @@ func newConvAPI(t *testing.T) *convAPI {
 		pools.Close()
 	})
 	conv, err := app.NewConversations(app.ConversationsConfig{Store: store, Registry: reg, DB: pools.App, Waiter: waiter,
-		RequestID: httpapi.RequestID, Logger: logger})
+		Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

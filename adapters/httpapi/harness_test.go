@@ -47,14 +47,14 @@ func newHarness(t *testing.T) *harness {
 	}
 	h.Identity, err = app.NewIdentity(app.IdentityConfig{
 		Store: h.Store, Registry: h.Registry, DB: h.Pools.App, Waiter: h.Waiter,
-		SigningKey: signingKey, APIKeyPepper: pepper, RequestID: httpapi.RequestID, Logger: logger,
+		SigningKey: signingKey, APIKeyPepper: pepper, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.Conversations, err = app.NewConversations(app.ConversationsConfig{
 		Store: h.Store, Registry: h.Registry, DB: h.Pools.App, Waiter: h.Waiter,
-		RequestID: httpapi.RequestID, Logger: logger,
+		Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -209,7 +209,7 @@ func TestSignupRequestIDFollowsIntoEventsAndProjectors(t *testing.T) {
 	}
 	identity, err := app.NewIdentity(app.IdentityConfig{
 		Store: store, Registry: reg, DB: pools.App, Waiter: waiter,
-		SigningKey: signingKey, APIKeyPepper: pepper, RequestID: httpapi.RequestID,
+		SigningKey: signingKey, APIKeyPepper: pepper,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -193,7 +193,7 @@ func startMessageWorld(ctx context.Context, logger *slog.Logger) (_ *messageWorl
 		return nil, err
 	}
 	conv, err := app.NewConversations(app.ConversationsConfig{Store: w.store, Registry: w.reg, DB: pools.App,
-		Waiter: w.waiter, RequestID: httpapi.RequestID, Logger: logger})
+		Waiter: w.waiter, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +233,7 @@ func benchIdentity(w *messageWorld, db projections.Beginner, logger *slog.Logger
 		return nil, err
 	}
 	return app.NewIdentity(app.IdentityConfig{Store: w.store, Registry: w.reg, DB: db, Waiter: w.waiter,
-		SigningKey: signingKey, APIKeyPepper: pepper, RequestID: httpapi.RequestID, Logger: logger})
+		SigningKey: signingKey, APIKeyPepper: pepper, Logger: logger})
 }
 
 // benchTenant signs a tenant up, creates an API key and returns it; w.tenant becomes the key's

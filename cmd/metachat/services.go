@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/metachat/metachat/adapters/httpapi"
 	appsvc "github.com/metachat/metachat/app"
 )
 
@@ -52,14 +51,14 @@ func newServices(sec secrets, a *app, logger *slog.Logger) (*services, error) {
 	s.identity, err = appsvc.NewIdentity(appsvc.IdentityConfig{
 		Store: a.store, Registry: a.registry, DB: a.pools.App, Waiter: a.waiter,
 		SigningKey: sec.signingKey, APIKeyPepper: sec.pepper,
-		RequestID: httpapi.RequestID, Logger: logger.With("component", "identity"),
+		Logger: logger.With("component", "identity"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("identity service: %w", err)
 	}
 	s.conversations, err = appsvc.NewConversations(appsvc.ConversationsConfig{
 		Store: a.store, Registry: a.registry, DB: a.pools.App, Waiter: a.waiter,
-		RequestID: httpapi.RequestID, Logger: logger.With("component", "conversations"),
+		Logger: logger.With("component", "conversations"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("conversations service: %w", err)
