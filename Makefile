@@ -44,7 +44,7 @@ fuzz:
 
 ## bench: every speed and memory figure, printed as a table
 bench:
-	$(GO) run ./bench
+	$(GO) run ./cmd/metachat-bench
 
 clean:
 	rm -rf $(BIN)

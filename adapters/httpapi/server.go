@@ -40,6 +40,17 @@ type Config struct {
 	// by writeError, and each panic the recoverer catches (an error tracker such as Sentry). The
 	// context is the request's (its request id is domain.CorrelationID). Nil reports nothing.
 	ReportError func(ctx context.Context, err error)
+	// Mounts are handlers outside the OpenAPI contract (the widget script, the demo page, the
+	// widget socket) served behind the same middleware as every route: request id, access log,
+	// metrics, error reporting and panic recovery.
+	Mounts []Mount
+}
+
+// Mount is a handler served at Pattern (a chi pattern such as "/widget.js" or "/demo/*") for
+// every method; the handler answers the methods it does not serve itself.
+type Mount struct {
+	Pattern string
+	Handler http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -63,6 +74,11 @@ func (c Config) Validate() error {
 	for i, h := range c.Health {
 		if h.Name == "" || h.Check == nil {
 			errs = append(errs, fmt.Errorf("httpapi: health check %d needs a name and a function", i))
+		}
+	}
+	for i, m := range c.Mounts {
+		if m.Pattern == "" || m.Pattern[0] != '/' || m.Handler == nil {
+			errs = append(errs, fmt.Errorf("httpapi: mount %d needs a pattern starting with / and a handler", i))
 		}
 	}
 	if c.HealthTimeout < 0 {
@@ -106,6 +122,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Conversations != nil {
 		s.registerConversationRoutes(r)
+	}
+	for _, m := range cfg.Mounts {
+		r.Handle(m.Pattern, m.Handler)
 	}
 	s.router = r
 	return s, nil
