@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 LINT := $(BIN)/golangci-lint
 FUZZTIME ?= 3s
 
-.PHONY: run build test vet lint gotest fuzz-short fuzz bench clean
+.PHONY: run build test vet lint gotest fuzz-short fuzz bench clean web web-check
 
 ## run: start the whole platform (embedded NATS, managed Postgres) on http://127.0.0.1:8080
 run: build
@@ -16,8 +16,16 @@ run: build
 build:
 	$(GO) build -o $(BIN)/metachat ./cmd/metachat
 
-## test: gofmt, vet, lint, the race-enabled test suite and a short fuzz of every fuzz target
-test: fmtcheck vet lint fuzz-short gotest
+## test: the widget rebuilt identically, gofmt, vet, lint, the race-enabled test suite and a short fuzz of every fuzz target
+test: web-check fmtcheck vet lint fuzz-short gotest
+
+## web: build the chat widget (web/widget, pinned npm packages) into adapters/webui/assets/widget.js
+web:
+	cd web/widget && npm ci --no-audit --no-fund && npm run build
+
+## web-check: rebuild the widget and fail when the committed adapters/webui/assets/widget.js differs
+web-check: web
+	git diff --exit-code adapters/webui/assets/widget.js
 
 fmtcheck:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
