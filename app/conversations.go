@@ -141,8 +141,20 @@ func convRef(p domain.Principal, id string) domain.AggregateRef {
 	return domain.AggregateRef{TenantID: p.TenantID, Type: domain.ConversationAggregate, ID: id}
 }
 
-// convCaller checks that p is an authenticated principal.
+// convCaller checks that p is an authenticated principal of the tenant's staff or an API key:
+// visitors only send (sendCaller) and follow their own conversation (Live).
 func convCaller(p domain.Principal) error {
+	if err := sendCaller(p); err != nil {
+		return err
+	}
+	if p.Role == domain.RoleVisitor {
+		return domain.Errorf(domain.EFORBIDDEN, "Visitors may only write in their own conversation.")
+	}
+	return nil
+}
+
+// sendCaller checks that p is an authenticated principal, visitors included.
+func sendCaller(p domain.Principal) error {
 	if !p.Authenticated() || !domain.IsUUID(p.TenantID) {
 		return domain.Errorf(domain.EUNAUTHORIZED, "Authentication required.")
 	}

@@ -37,6 +37,15 @@ func (s *Conversations) Create(ctx context.Context, p domain.Principal, in Creat
 	if err := convCaller(p); err != nil {
 		return Conversation{}, err
 	}
+	return s.create(ctx, p, in)
+}
+
+// create starts a conversation for p, who may also be a visitor starting their own (the widgets
+// service checks that).
+func (s *Conversations) create(ctx context.Context, p domain.Principal, in CreateConversationInput) (Conversation, error) {
+	if err := sendCaller(p); err != nil {
+		return Conversation{}, err
+	}
 	var id string
 	if in.IdempotencyKey != "" {
 		if len(in.IdempotencyKey) > domain.MaxClientMessageIDLen {
@@ -62,4 +71,21 @@ func (s *Conversations) Create(ctx context.Context, p domain.Principal, in Creat
 		return Conversation{}, err
 	}
 	return conversationOf(res.State, res.Version), nil
+}
+
+// checkVisitorConversation checks that conversationID is a web conversation of visitor p (its
+// contact): any other conversation, of this tenant or another, is ENOTFOUND like a missing one.
+func (s *Conversations) checkVisitorConversation(ctx context.Context, p domain.Principal, conversationID string) error {
+	id, err := convID(conversationID)
+	if err != nil {
+		return err
+	}
+	c, err := s.reader.Get(ctx, p.TenantID, id)
+	if err != nil {
+		return err
+	}
+	if c.Channel != domain.ChannelWeb || c.Contact.ExternalID != p.VisitorID {
+		return convNotFound()
+	}
+	return nil
 }

@@ -34,16 +34,21 @@ type SentMessage struct {
 }
 
 // SendMessage adds a message to a conversation of p's tenant, with the next seq (1, 2, 3, …
-// without gaps), written by p (an API key or a user). It returns once the read model has the
+// without gaps), written by p (an API key, a user, or a visitor in their own conversation: the
+// conversation's contact). It returns once the read model has the
 // message. A conversation that is closed refuses the message with ECONFLICT (reopen it first);
 // a missing conversation, or another tenant's, is ENOTFOUND.
 func (s *Conversations) SendMessage(ctx context.Context, p domain.Principal, conversationID string, in SendMessageInput) (SentMessage, error) {
-	if err := convCaller(p); err != nil {
+	if err := sendCaller(p); err != nil {
 		return SentMessage{}, err
 	}
 	author := domain.Author{Type: domain.AuthorUser, ID: p.UserID}
-	if p.APIKeyID != "" {
+	switch {
+	case p.APIKeyID != "":
 		author = domain.Author{Type: domain.AuthorAPIKey, ID: p.APIKeyID}
+	case p.Role == domain.RoleVisitor:
+		// The decider refuses a contact who is not the conversation's own (ENOTFOUND).
+		author = domain.Author{Type: domain.AuthorContact, ID: p.VisitorID}
 	}
 	if author.ID == "" {
 		return SentMessage{}, domain.Errorf(domain.EUNAUTHORIZED, "Authentication required.")

@@ -215,6 +215,9 @@ type UpdateConversation struct {
 // time (the state remembers every one); the caller answers with the original message
 // (Conversation.ClientMessage).
 //
+// A contact's message (Author.Type AuthorContact) must come from the conversation's own contact
+// (Author.ID equal to Contact.ExternalID): for any other contact the conversation is ENOTFOUND.
+//
 // Closed conversations: a contact's message reopens the conversation (a conversation.reopened
 // event precedes the message); anyone else's is refused with ECONFLICT until the conversation is
 // reopened.
@@ -416,7 +419,8 @@ func decideConvUpdate(s Conversation, c UpdateConversation) ([]Event, error) {
 }
 
 func decideConvSend(s Conversation, c SendMessage) ([]Event, error) {
-	if !s.Exists {
+	// A contact writes only in their own conversation: to anyone else it does not exist.
+	if !s.Exists || (c.Author.Type == AuthorContact && c.Author.ID != s.Contact.ExternalID) {
 		return nil, convNotFound()
 	}
 	if c.ClientMessageID != "" {

@@ -135,9 +135,9 @@ func (e *ConcurrencyError) Unwrap() error {
 	return &Error{Code: ECONFLICT, Message: "The resource was changed concurrently; retry the request."}
 }
 
-// Filter selects events when reading or subscribing. Empty fields match everything; AggregateType
-// and AggregateID need TenantID; AggregateID alone (without AggregateType) matches that id under
-// any type.
+// Filter selects events when reading or subscribing. Empty fields match everything;
+// AggregateType alone matches that type in every tenant (a reactor's view); AggregateID needs
+// TenantID, and without AggregateType matches that id under any type.
 type Filter struct {
 	TenantID      string
 	AggregateType string

@@ -8,6 +8,7 @@ func Events() []EventDef {
 	// Each aggregate adds its definitions on its own line below.
 	defs = append(defs, IdentityEventDefs()...)
 	defs = append(defs, ConversationEventDefs()...)
+	defs = append(defs, WidgetEventDefs()...)
 	return defs
 }
 

@@ -6,6 +6,9 @@ const (
 	RoleAdmin  = "admin"
 	RoleAgent  = "agent"
 	RoleAPIKey = "api_key"
+	// RoleVisitor is a web chat visitor holding a widget session: it may only write in, and read,
+	// its own conversation. No HTTP route accepts it.
+	RoleVisitor = "visitor"
 )
 
 // Principal is who makes a request, as established from its credential: the tenant always comes
@@ -15,8 +18,10 @@ type Principal struct {
 	// UserID is set for dashboard users (JWT); APIKeyID for API keys.
 	UserID   string
 	APIKeyID string
-	Email    string
-	// Role is RoleOwner, RoleAdmin, RoleAgent or RoleAPIKey.
+	// VisitorID is set for web chat visitors (RoleVisitor): the contact's external id.
+	VisitorID string
+	Email     string
+	// Role is RoleOwner, RoleAdmin, RoleAgent, RoleAPIKey or RoleVisitor.
 	Role string
 }
 
@@ -24,6 +29,9 @@ type Principal struct {
 func (p Principal) Actor() Actor {
 	if p.APIKeyID != "" {
 		return Actor{Type: "api_key", ID: p.APIKeyID}
+	}
+	if p.Role == RoleVisitor {
+		return Actor{Type: "visitor", ID: p.VisitorID}
 	}
 	return Actor{Type: "user", ID: p.UserID}
 }

@@ -25,6 +25,8 @@ func FilterSubject(prefix string, f domain.Filter) (string, error) {
 		return "", err
 	}
 	switch {
+	case f.TenantID == "" && f.AggregateType != "":
+		return prefix + ".*." + f.AggregateType + ".*", nil
 	case f.TenantID == "":
 		return prefix + ".>", nil
 	case f.AggregateType == "" && f.AggregateID == "":
@@ -40,18 +42,21 @@ func FilterSubject(prefix string, f domain.Filter) (string, error) {
 	return prefix + "." + f.TenantID + "." + typ + "." + id, nil
 }
 
-// validateFilter checks that every set field of f is a valid token and that aggregate fields come
+// validateFilter checks that every set field of f is a valid token and that an aggregate id comes
 // with a tenant.
 func validateFilter(f domain.Filter) error {
-	if f.TenantID == "" {
-		if f.AggregateType != "" || f.AggregateID != "" {
-			return domain.Invalid("An aggregate filter needs a tenant.",
-				domain.FieldError{Field: "tenant_id", Message: "must not be empty when filtering by aggregate"})
-		}
+	if f.TenantID == "" && f.AggregateID != "" {
+		return domain.Invalid("An aggregate filter needs a tenant.",
+			domain.FieldError{Field: "tenant_id", Message: "must not be empty when filtering by aggregate id"})
+	}
+	if f == (domain.Filter{}) {
 		return nil
 	}
 	// Reuse the reference rules: fill the unset parts with a valid placeholder.
 	ref := domain.AggregateRef{TenantID: f.TenantID, Type: f.AggregateType, ID: f.AggregateID}
+	if ref.TenantID == "" {
+		ref.TenantID = "x"
+	}
 	if ref.Type == "" {
 		ref.Type = "x"
 	}

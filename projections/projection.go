@@ -94,3 +94,15 @@ func EnableTenantRLS(ctx context.Context, tx pgx.Tx, schema, table string) error
 	}
 	return nil
 }
+
+// All returns every read model Metachat keeps, decoding payloads with reg: what `metachat serve`
+// runs.
+func All(reg *domain.Registry) []Projection {
+	return []Projection{
+		NewTenantProjection(reg),
+		NewUserProjection(reg),
+		NewAPIKeyProjection(reg),
+		NewConversationProjection(reg),
+		NewWidgetProjection(reg),
+	}
+}

@@ -5,21 +5,14 @@ import (
 	"testing"
 
 	"github.com/metachat/metachat/adapters/httpapi"
-	"github.com/metachat/metachat/app"
-	"github.com/metachat/metachat/domain"
-	"github.com/metachat/metachat/internal/testkit"
-	"github.com/metachat/metachat/projections"
+	"github.com/metachat/metachat/internal/teststack"
 )
 
-// harness is a running Metachat for one test: a JetStream event store on an embedded server, a
-// fresh Postgres database with its pools, the projections manager and the read-your-writes waiter
-// running, the application services, and the HTTP server on a real loopback listener.
-// Everything stops when the test ends.
+// harness is a running Metachat for one test: the application stack (teststack: a JetStream event
+// store on an embedded server, a fresh Postgres database, every read model, the services) and the
+// HTTP server on a real loopback listener. Everything stops when the test ends.
 type harness struct {
-	*testkit.Core
-
-	Identity      *app.Identity
-	Conversations *app.Conversations
+	*teststack.Stack
 
 	Server *httpapi.Server
 	HTTP   *httptest.Server
@@ -28,39 +21,10 @@ type harness struct {
 // newHarness starts a harness.
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{Core: testkit.StartCore(t, func(reg *domain.Registry) []projections.Projection {
-		return []projections.Projection{
-			projections.NewTenantProjection(reg),
-			projections.NewUserProjection(reg),
-			projections.NewAPIKeyProjection(reg),
-			projections.NewConversationProjection(reg),
-		}
-	})}
-	logger := h.Logger
-	signingKey, err := app.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pepper, err := app.GenerateAPIKeyPepper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Identity, err = app.NewIdentity(app.IdentityConfig{
-		Store: h.Store, Registry: h.Registry, DB: h.Pools.App, Waiter: h.Waiter,
-		SigningKey: signingKey, APIKeyPepper: pepper, Logger: logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Conversations, err = app.NewConversations(app.ConversationsConfig{
-		Store: h.Store, Registry: h.Registry, DB: h.Pools.App, Waiter: h.Waiter,
-		Logger: logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := &harness{Stack: teststack.Start(t)}
+	var err error
 	h.Server, err = httpapi.NewServer(httpapi.Config{
-		Logger: logger, Auth: h.Identity, Identity: h.Identity, Conversations: h.Conversations,
+		Logger: h.Logger, Auth: h.Identity, Identity: h.Identity, Conversations: h.Conversations, Widgets: h.Widgets,
 	})
 	if err != nil {
 		t.Fatal(err)

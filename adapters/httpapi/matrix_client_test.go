@@ -139,6 +139,10 @@ func resourceMakers(c *client, tn *tenant) map[string]func() string {
 			m := c.do("POST", "/api/v1/users", owner, map[string]any{"email": freshEmail(), "role": "agent", "password": "temporary-password-1"}).must(t, 201, "invite user")
 			return m["id"].(string)
 		},
+		"widget_id": func() string {
+			m := c.do("POST", "/api/v1/widgets", owner, map[string]any{"name": "Widget " + randomHex(3), "allowed_origins": []string{"https://shop.example.com"}}).must(t, 201, "create widget")
+			return m["id"].(string)
+		},
 		"key_id": func() string {
 			m := c.do("POST", "/api/v1/api-keys", owner, map[string]any{"name": "target " + randomHex(3)}).must(t, 201, "create api key")
 			return m["id"].(string)

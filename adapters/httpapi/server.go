@@ -33,6 +33,8 @@ type Config struct {
 	// Identity and Conversations are the application services behind the routes.
 	Identity      *app.Identity
 	Conversations *app.Conversations
+	// Widgets serves widget configuration and the public widget routes (config, sessions).
+	Widgets *app.Widgets
 	// Metrics, when set (NewMetrics), record every request's duration by route pattern, method
 	// and status, and the requests in flight. Nil records no metrics.
 	Metrics *Metrics
@@ -47,10 +49,15 @@ type Config struct {
 }
 
 // Mount is a handler served at Pattern (a chi pattern such as "/widget.js" or "/demo/*") for
-// every method; the handler answers the methods it does not serve itself.
+// every method; the handler answers the methods it does not serve itself. Set Handler, or Func:
+// an error Func returns before it wrote anything is answered as problem+json, with the one mapping
+// of error codes to statuses every route uses.
 type Mount struct {
 	Pattern string
+	// Methods, when set, are the only methods served; others answer 405 problem+json.
+	Methods []string
 	Handler http.Handler
+	Func    func(w http.ResponseWriter, r *http.Request) error
 }
 
 func (c *Config) setDefaults() {
@@ -77,8 +84,8 @@ func (c Config) Validate() error {
 		}
 	}
 	for i, m := range c.Mounts {
-		if m.Pattern == "" || m.Pattern[0] != '/' || m.Handler == nil {
-			errs = append(errs, fmt.Errorf("httpapi: mount %d needs a pattern starting with / and a handler", i))
+		if m.Pattern == "" || m.Pattern[0] != '/' || (m.Handler == nil) == (m.Func == nil) {
+			errs = append(errs, fmt.Errorf("httpapi: mount %d needs a pattern starting with / and a Handler or a Func", i))
 		}
 	}
 	if c.HealthTimeout < 0 {
@@ -123,11 +130,32 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Conversations != nil {
 		s.registerConversationRoutes(r)
 	}
+	if cfg.Widgets != nil {
+		s.registerWidgetRoutes(r)
+	}
 	for _, m := range cfg.Mounts {
-		r.Handle(m.Pattern, m.Handler)
+		h := m.Handler
+		if m.Func != nil {
+			h = s.mountFunc(m.Func)
+		}
+		if len(m.Methods) == 0 {
+			r.Handle(m.Pattern, h)
+		}
+		for _, method := range m.Methods {
+			r.Method(method, m.Pattern, h)
+		}
 	}
 	s.router = r
 	return s, nil
+}
+
+// mountFunc adapts a Mount's Func: its error is answered as problem+json.
+func (s *Server) mountFunc(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
 }
 
 // handleOpenAPI serves the contract.

@@ -45,17 +45,12 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger, in *infra, ob
 		return nil, fmt.Errorf("open Postgres: %w", err)
 	}
 	a.manager, err = projections.NewManager(projections.ManagerConfig{
-		Projections: []projections.Projection{
-			projections.NewTenantProjection(a.registry),
-			projections.NewUserProjection(a.registry),
-			projections.NewAPIKeyProjection(a.registry),
-			projections.NewConversationProjection(a.registry),
-		},
-		Store:     a.store,
-		Owner:     a.pools.Owner,
-		Projector: a.pools.Projector,
-		Logger:    logger.With("component", "projections"),
-		Metrics:   obs.projectionMetrics(),
+		Projections: projections.All(a.registry),
+		Store:       a.store,
+		Owner:       a.pools.Owner,
+		Projector:   a.pools.Projector,
+		Logger:      logger.With("component", "projections"),
+		Metrics:     obs.projectionMetrics(),
 	})
 	if err != nil {
 		a.close()

@@ -50,6 +50,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// ReadYourWritesTimeout bounds how long a read waits for its projection. METACHAT_RYW_TIMEOUT.
 	ReadYourWritesTimeout time.Duration
+	// Demo sets up a demo tenant with a widget and serves it at /demo, in development only (never
+	// in production). Default true. METACHAT_DEMO.
+	Demo bool
 }
 
 // envVars names the environment variable of each setting, in the order help lists them.
@@ -69,6 +72,7 @@ var envVars = []struct{ name, flag, help string }{
 	{"METACHAT_API_KEY_PEPPER_FILE", "api-key-pepper-file", "server secret API keys are hashed with (default <data-dir>/secrets/api-key-pepper)"},
 	{"METACHAT_SHUTDOWN_TIMEOUT", "shutdown-timeout", "graceful shutdown bound"},
 	{"METACHAT_RYW_TIMEOUT", "ryw-timeout", "read-your-writes wait bound"},
+	{"METACHAT_DEMO", "", "set up a demo tenant and serve its widget at /demo (development only; default true)"},
 }
 
 // defaultConfig returns the configuration with every default filled in.
@@ -83,6 +87,7 @@ func defaultConfig() Config {
 		NATSSyncInterval:      time.Second,
 		ShutdownTimeout:       15 * time.Second,
 		ReadYourWritesTimeout: 2 * time.Second,
+		Demo:                  true,
 	}
 }
 
@@ -111,6 +116,13 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 			errs = append(errs, fmt.Errorf("METACHAT_NATS_REPLICAS=%q: not a whole number", v))
 		}
 		c.NATSReplicas = n
+	}
+	if v := getenv("METACHAT_DEMO"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("METACHAT_DEMO=%q: not true or false", v))
+		}
+		c.Demo = b
 	}
 	if v := getenv("METACHAT_NATS_SYNC_ALWAYS"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/metachat/metachat/adapters/httpapi"
+	"github.com/metachat/metachat/adapters/socket"
 )
 
 func newServeCmd(cfg *Config) *cobra.Command {
@@ -66,7 +67,47 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return fmt.Errorf("prepare projections: %w", err)
 	}
 
-	svc, err := newServices(sec, a, logger)
+	svc, err := newServices(ctx, sec, a, in.nc, logger)
+	if err != nil {
+		return err
+	}
+	gateway, err := socket.New(socket.Config{Widgets: svc.widgets, Live: svc.live, Logger: logger.With("component", "socket")})
+	if err != nil {
+		return err
+	}
+	// The projectors, the waiter and the live hub start before the HTTP listener serves: the demo
+	// set-up below already writes and reads.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	// On an early return too, the components stop before the pools and connections they use close.
+	defer func() {
+		stopWork()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(cfg.ShutdownTimeout):
+		}
+	}()
+	errc := make(chan error, 8)
+	start := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	start("projections", func() error { return a.manager.Run(workCtx) })
+	start("waiter", func() error { return a.waiter.Run(workCtx) })
+	start("live", func() error { return svc.live.Run(workCtx) })
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on METACHAT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	defer ln.Close()
+	mounts, err := webMounts(ctx, cfg, svc, gateway, ln.Addr(), logger) // web.go
 	if err != nil {
 		return err
 	}
@@ -74,6 +115,8 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Auth:          svc.identity,
 		Identity:      svc.identity,
 		Conversations: svc.conversations,
+		Widgets:       svc.widgets,
+		Mounts:        mounts,
 		Logger:        logger.With("component", "http"),
 		Health:        a.healthChecks(in.nc),
 		Metrics:       obs.http,
@@ -87,10 +130,6 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	defer ops.ln.Close()
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on METACHAT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-	}
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -98,21 +137,6 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		ErrorLog:          nil,
 	}
 
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWork()
-	var wg sync.WaitGroup
-	errc := make(chan error, 5)
-	start := func(name string, fn func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-	start("projections", func() error { return a.manager.Run(workCtx) })
-	start("waiter", func() error { return a.waiter.Run(workCtx) })
 	start("http", func() error { return srv.Serve(ln) })
 	start("metrics", func() error { return ops.srv.Serve(ops.ln) })
 	start("dependency checks", func() error { return ops.monitor.Run(workCtx) })
@@ -128,6 +152,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	sctx, cancel := shutdownCtx()
 	defer cancel()
+	// Sockets are hijacked connections, which http.Server.Shutdown does not close: close them
+	// (1001, reconnect) while the listener drains.
+	go func() {
+		if err := gateway.Shutdown(sctx); err != nil {
+			logger.Warn("socket shutdown", "err", err)
+		}
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("HTTP shutdown", "err", err)
 		_ = srv.Close()

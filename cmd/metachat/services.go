@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,13 +10,18 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+
 	appsvc "github.com/metachat/metachat/app"
+	"github.com/metachat/metachat/eventstore"
 )
 
 // services are the application services behind the API.
 type services struct {
 	identity      *appsvc.Identity
 	conversations *appsvc.Conversations
+	widgets       *appsvc.Widgets
+	live          *appsvc.Live
 }
 
 // secrets are the server secrets, loaded before anything starts so a missing one fails fast.
@@ -44,8 +50,9 @@ func loadSecrets(cfg Config) (secrets, error) {
 	return secrets{signingKey: signingKey, pepper: []byte(strings.TrimSpace(string(pepper)))}, nil
 }
 
-// newServices builds the identity and conversations services on the opened application.
-func newServices(sec secrets, a *app, logger *slog.Logger) (*services, error) {
+// newServices builds the application services on the opened application; nc carries the live
+// hub's typing signals.
+func newServices(ctx context.Context, sec secrets, a *app, nc *nats.Conn, logger *slog.Logger) (*services, error) {
 	s := &services{}
 	var err error
 	s.identity, err = appsvc.NewIdentity(appsvc.IdentityConfig{
@@ -62,6 +69,26 @@ func newServices(sec secrets, a *app, logger *slog.Logger) (*services, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("conversations service: %w", err)
+	}
+	// Spent session nonces must outlive the tokens they belong to, clock skew included.
+	nonces, err := a.store.NewOnce(ctx, "metachat_widget_nonces", appsvc.DefaultWidgetSessionTTL+2*appsvc.DefaultClockSkew)
+	if err != nil {
+		return nil, fmt.Errorf("widget session nonces: %w", err)
+	}
+	s.widgets, err = appsvc.NewWidgets(appsvc.WidgetsConfig{
+		Store: a.store, Registry: a.registry, DB: a.pools.App, Waiter: a.waiter,
+		Conversations: s.conversations, Secret: sec.pepper, Nonces: nonces,
+		Logger: logger.With("component", "widgets"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("widgets service: %w", err)
+	}
+	s.live, err = appsvc.NewLive(appsvc.LiveConfig{
+		Store: a.store, Registry: a.registry, Signals: eventstore.NewNATSSignals(nc, "metachat.sig"),
+		Logger: logger.With("component", "live"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("live hub: %w", err)
 	}
 	return s, nil
 }

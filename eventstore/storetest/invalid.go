@@ -82,8 +82,9 @@ func testInvalidEnvelopes(t *testing.T, s domain.EventStore) {
 func testInvalidReads(t *testing.T, s domain.EventStore) {
 	ctx := context.Background()
 	for _, f := range []domain.Filter{
-		{AggregateType: "ticket"},
 		{AggregateID: "a"},
+		{AggregateType: "*"},
+		{AggregateType: "ti.cket"},
 		{TenantID: "ac.me"},
 		{TenantID: "acme", AggregateType: "*"},
 		{TenantID: "acme", AggregateID: ">"},

@@ -151,10 +151,11 @@ func testReadAggregateFilter(t *testing.T, s domain.EventStore) {
 		{TenantID: "acme", AggregateType: "ticket", AggregateID: "a"},
 		{TenantID: "acme", AggregateID: "a"},
 		{TenantID: "globex", AggregateType: "user"},
+		{AggregateType: "ticket"},
 	} {
 		got := mustRead(t, s, 1, f, 100)
 		want := only(all, func(r domain.AggregateRef) bool {
-			return r.TenantID == f.TenantID && (f.AggregateType == "" || r.Type == f.AggregateType) &&
+			return (f.TenantID == "" || r.TenantID == f.TenantID) && (f.AggregateType == "" || r.Type == f.AggregateType) &&
 				(f.AggregateID == "" || r.ID == f.AggregateID)
 		})
 		requireIDs(t, fmt.Sprintf("filter %+v", f), got, want)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/metachat/metachat/domain"
 	"github.com/metachat/metachat/eventstore"
 	"github.com/metachat/metachat/projections"
@@ -24,6 +26,9 @@ type Core struct {
 	Manager  *projections.Manager
 	Waiter   *projections.Waiter
 	Logger   *slog.Logger
+	// NATS is the embedded server and Conn the store's connection to it.
+	NATS *NATS
+	Conn *nats.Conn
 }
 
 // StartCore starts a Core. makeProjections receives the registry and returns the projections to
@@ -33,7 +38,9 @@ func StartCore(tb testing.TB, makeProjections func(*domain.Registry) []projectio
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := &Core{Registry: domain.NewDefaultRegistry(), Logger: logger}
-	nc := StartNATS(tb, "").Connect(tb)
+	c.NATS = StartNATS(tb, "")
+	nc := c.NATS.Connect(tb)
+	c.Conn = nc
 	var err error
 	if c.Store, err = eventstore.Open(ctx, nc, eventstore.Config{Logger: logger}); err != nil {
 		tb.Fatal(err)

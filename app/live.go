@@ -1,0 +1,426 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/metachat/metachat/domain"
+	"github.com/metachat/metachat/eventstore"
+)
+
+// DefaultLiveQueueSize is how many events a follower may have waiting before it is dropped as
+// lagging.
+const DefaultLiveQueueSize = 256
+
+// ErrLagged is returned by Follower.Next when the follower fell behind (its queue filled): the
+// client should follow again from the last seq it has.
+var ErrLagged = errors.New("live: follower fell behind")
+
+// LiveConfig configures a Live hub.
+type LiveConfig struct {
+	// Store is the event store: the hub follows its conversation events, and followers catch up
+	// from it. Registry decodes events (default domain.NewDefaultRegistry()).
+	Store    domain.EventStore
+	Registry *domain.Registry
+	// Signals carry typing notices between instances.
+	Signals eventstore.Signals
+	// QueueSize bounds each follower's queue. Default DefaultLiveQueueSize.
+	QueueSize int
+	// Logger receives the hub's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *LiveConfig) setDefaults() {
+	if c.Registry == nil {
+		c.Registry = domain.NewDefaultRegistry()
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultLiveQueueSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c LiveConfig) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("no event store"))
+	}
+	if c.Signals == nil {
+		errs = append(errs, errors.New("no signals"))
+	}
+	if c.QueueSize < 1 {
+		errs = append(errs, fmt.Errorf("queue size %d must be at least 1", c.QueueSize))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid live config: %w", err)
+	}
+	return nil
+}
+
+// Live delivers each conversation's messages, as they are stored, to everyone following it on
+// this instance — the sockets of the web chat, whoever appended the message and on whichever
+// instance. One subscription per instance reads the stream's conversation events in order (an
+// ordered JetStream consumer, which the client recreates after a gap) and hands each message to
+// the followers of its conversation; a follower first catches up from the store, then takes live
+// messages, and fills any gap from the store, so what it yields is gap-free and duplicate-free.
+// Typing notices travel as signals, not events.
+type Live struct {
+	cfg      LiveConfig
+	log      *slog.Logger
+	instance string
+	mu       sync.Mutex
+	follows  map[liveKey]map[*Follower]struct{}
+	decider  domain.Decider[domain.Conversation, domain.ConversationCommand]
+	// position is the next stream sequence the hub reads (for the metrics and tests).
+	position atomic.Uint64
+	running  chan struct{}
+	once     sync.Once
+}
+
+type liveKey struct{ tenant, conversation string }
+
+// liveItem is one queued event of a follower.
+type liveItem struct {
+	msg     *Message
+	version uint64
+	typing  *domain.Author
+}
+
+// LiveEvent is what a follower yields: a message of the conversation, or a typing notice.
+type LiveEvent struct {
+	Message *Message
+	Typing  *domain.Author
+}
+
+// NewLive returns a hub for cfg; Run starts it.
+func NewLive(cfg LiveConfig) (*Live, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	return &Live{
+		cfg: cfg, log: cfg.Logger.With("component", "app.live"), instance: uuid.NewString(),
+		follows: map[liveKey]map[*Follower]struct{}{}, decider: domain.ConversationDecider(),
+		running: make(chan struct{}),
+	}, nil
+}
+
+// Running is closed once Run has subscribed to the stream and the typing signals.
+func (l *Live) Running() <-chan struct{} { return l.running }
+
+// Run follows the stream until ctx is done, from its end at the time of the call; a broken
+// subscription is resumed where it stopped. It returns nil when ctx is done.
+func (l *Live) Run(ctx context.Context) error {
+	stop, err := l.cfg.Signals.Subscribe("typing.*.*", l.onTyping)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	var from uint64
+	for {
+		last, err := l.cfg.Store.LastSequence(ctx)
+		if err == nil {
+			from = last + 1
+			break
+		}
+		if !sleepCtx(ctx, time.Second) {
+			return nil
+		}
+		l.log.WarnContext(ctx, "live: read the stream position", "error", err)
+	}
+	l.position.Store(from)
+	l.once.Do(func() { close(l.running) })
+	backoff := 100 * time.Millisecond
+	for {
+		err := l.cfg.Store.Subscribe(ctx, l.position.Load(), domain.Filter{AggregateType: domain.ConversationAggregate}, l.onEvent)
+		if ctx.Err() != nil {
+			return nil
+		}
+		l.log.WarnContext(ctx, "live: subscription ended; resuming", "from", l.position.Load(), "error", err)
+		if !sleepCtx(ctx, backoff) {
+			return nil
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// sleepCtx waits d, reporting false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// onEvent hands a stored message to its conversation's followers.
+func (l *Live) onEvent(env domain.Envelope) error {
+	l.position.Store(env.Sequence + 1)
+	if env.Type != domain.EventMessageSent {
+		return nil
+	}
+	key := liveKey{env.TenantID, env.AggregateID}
+	l.mu.Lock()
+	n := len(l.follows[key])
+	l.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	m, err := l.messageOf(env)
+	if err != nil {
+		// One undecodable event must not stop every conversation's delivery; the follower that
+		// needs it finds the gap and reports it from its catch-up.
+		l.log.Error("live: undecodable message", "seq", env.Sequence, "error", err)
+		return nil
+	}
+	l.dispatch(key, liveItem{msg: &m, version: env.Sequence}, nil)
+	return nil
+}
+
+// dispatch queues item for the followers of key, except skip; a full queue drops its follower
+// as lagging.
+func (l *Live) dispatch(key liveKey, item liveItem, skip *Follower) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for f := range l.follows[key] {
+		if f == skip {
+			continue
+		}
+		select {
+		case f.queue <- item:
+		default:
+			if item.typing != nil {
+				continue // a typing notice is not worth dropping a follower for
+			}
+			delete(l.follows[key], f)
+			f.lag()
+		}
+	}
+}
+
+// messageOf decodes a message.sent event.
+func (l *Live) messageOf(env domain.Envelope) (Message, error) {
+	ev, err := l.cfg.Registry.Decode(env)
+	if err != nil {
+		return Message{}, err
+	}
+	e, ok := ev.(*domain.MessageSent)
+	if !ok {
+		return Message{}, fmt.Errorf("%s decoded to %T", env.Type, ev)
+	}
+	return Message{ID: e.MessageID, ConversationID: env.AggregateID, Seq: e.Seq, Text: e.Text, Author: e.Author,
+		ClientMessageID: e.ClientMessageID, CreatedAt: e.SentAt}, nil
+}
+
+// typingSignal is the payload of a typing notice.
+type typingSignal struct {
+	Author   domain.Author `json:"author"`
+	Instance string        `json:"instance"`
+	Follower string        `json:"follower"`
+}
+
+func (l *Live) onTyping(subject string, data []byte) {
+	var sig typingSignal
+	if err := json.Unmarshal(data, &sig); err != nil {
+		return
+	}
+	// subject is typing.<tenant>.<conversation>
+	parts := strings.Split(subject, ".")
+	if len(parts) != 3 {
+		return
+	}
+	tenant, conv := parts[1], parts[2]
+	var skip *Follower
+	if sig.Instance == l.instance {
+		l.mu.Lock()
+		for f := range l.follows[liveKey{tenant, conv}] {
+			if f.id == sig.Follower {
+				skip = f
+			}
+		}
+		l.mu.Unlock()
+	}
+	a := sig.Author
+	l.dispatch(liveKey{tenant, conv}, liveItem{typing: &a}, skip)
+}
+
+// Follower is one follower of a conversation. Next yields its events; Close ends it.
+type Follower struct {
+	live   *Live
+	key    liveKey
+	id     string
+	queue  chan liveItem
+	lagged chan struct{}
+	closed sync.Once
+	lagOne sync.Once
+	// pending are caught-up messages not yet yielded; lastSeq and lastVersion are the seq of the
+	// last yielded message and the stream sequence of its event (or the catch-up's position).
+	pending     []Message
+	lastSeq     uint64
+	lastVersion uint64
+}
+
+func (f *Follower) lag() { f.lagOne.Do(func() { close(f.lagged) }) }
+
+// Follow starts following a conversation of p's tenant from after message afterSeq: Next yields
+// every message with a higher seq in order, then live ones. A visitor may follow only their own
+// conversation; any other conversation is ENOTFOUND, as a missing one.
+func (l *Live) Follow(ctx context.Context, p domain.Principal, conversationID string, afterSeq uint64) (*Follower, error) {
+	if err := sendCaller(p); err != nil {
+		return nil, err
+	}
+	id, err := convID(conversationID)
+	if err != nil {
+		return nil, err
+	}
+	f := &Follower{live: l, key: liveKey{p.TenantID, id}, id: uuid.NewString(),
+		queue: make(chan liveItem, l.cfg.QueueSize), lagged: make(chan struct{}), lastSeq: afterSeq}
+	// Register before reading the store: a message stored after the read is then queued, one
+	// stored before it is in the read, so nothing falls between the two.
+	l.mu.Lock()
+	if l.follows[f.key] == nil {
+		l.follows[f.key] = map[*Follower]struct{}{}
+	}
+	l.follows[f.key][f] = struct{}{}
+	l.mu.Unlock()
+	envs, _, err := l.cfg.Store.Load(ctx, convRef(p, id), 0)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("follow conversation: %w", err)
+	}
+	state := l.decider.Initial()
+	for _, env := range envs {
+		ev, err := l.cfg.Registry.Decode(env)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("follow conversation: decode %s: %w", env.Type, err)
+		}
+		state = l.decider.Evolve(state, ev)
+		if m, ok := ev.(*domain.MessageSent); ok && m.Seq > afterSeq {
+			f.pending = append(f.pending, Message{ID: m.MessageID, ConversationID: id, Seq: m.Seq, Text: m.Text,
+				Author: m.Author, ClientMessageID: m.ClientMessageID, CreatedAt: m.SentAt})
+		}
+		f.lastVersion = env.Sequence
+	}
+	if !state.Exists || (p.Role == domain.RoleVisitor && state.Contact.ExternalID != p.VisitorID) {
+		f.Close()
+		return nil, convNotFound()
+	}
+	return f, nil
+}
+
+// Next returns the follower's next event, waiting for one until ctx is done. It returns ErrLagged
+// once the follower fell behind, and ctx's error when ctx ends.
+func (f *Follower) Next(ctx context.Context) (LiveEvent, error) {
+	for {
+		if len(f.pending) > 0 {
+			m := f.pending[0]
+			f.pending = f.pending[1:]
+			if m.Seq <= f.lastSeq {
+				continue
+			}
+			f.lastSeq = m.Seq
+			return LiveEvent{Message: &m}, nil
+		}
+		select {
+		case <-f.lagged:
+			return LiveEvent{}, ErrLagged
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return LiveEvent{}, ctx.Err()
+		case <-f.lagged:
+			return LiveEvent{}, ErrLagged
+		case it := <-f.queue:
+			if it.typing != nil {
+				return LiveEvent{Typing: it.typing}, nil
+			}
+			switch m := it.msg; {
+			case m.Seq <= f.lastSeq:
+				continue // caught up already
+			case m.Seq == f.lastSeq+1:
+				f.lastSeq, f.lastVersion = m.Seq, max(f.lastVersion, it.version)
+				return LiveEvent{Message: m}, nil
+			default:
+				if err := f.fill(ctx, it.version); err != nil {
+					return LiveEvent{}, err
+				}
+			}
+		}
+	}
+}
+
+// fill reads the messages after the last yielded one from the store, up to stream sequence upTo,
+// into pending: a gap between the catch-up and the live messages, or one the hub skipped.
+func (f *Follower) fill(ctx context.Context, upTo uint64) error {
+	envs, _, err := f.live.cfg.Store.Load(ctx, domain.AggregateRef{TenantID: f.key.tenant, Type: domain.ConversationAggregate, ID: f.key.conversation}, f.lastVersion)
+	if err != nil {
+		return fmt.Errorf("fill a gap of conversation %s: %w", f.key.conversation, err)
+	}
+	for _, env := range envs {
+		if env.Sequence > upTo || env.Type != domain.EventMessageSent {
+			continue
+		}
+		m, err := f.live.messageOf(env)
+		if err != nil {
+			return fmt.Errorf("fill a gap of conversation %s: %w", f.key.conversation, err)
+		}
+		if m.Seq > f.lastSeq {
+			f.pending = append(f.pending, m)
+		}
+	}
+	return nil
+}
+
+// Typing tells the conversation's other followers, on every instance, that author is typing.
+func (f *Follower) Typing(ctx context.Context, author domain.Author) error {
+	data, err := json.Marshal(typingSignal{Author: author, Instance: f.live.instance, Follower: f.id})
+	if err != nil {
+		return err
+	}
+	return f.live.cfg.Signals.Publish(ctx, "typing."+f.key.tenant+"."+f.key.conversation, data)
+}
+
+// LastSeq is the seq of the last message Next yielded (or the follow's starting point).
+func (f *Follower) LastSeq() uint64 { return f.lastSeq }
+
+// Close stops following; Next then only drains what is queued.
+func (f *Follower) Close() {
+	f.closed.Do(func() {
+		l := f.live
+		l.mu.Lock()
+		delete(l.follows[f.key], f)
+		if len(l.follows[f.key]) == 0 {
+			delete(l.follows, f.key)
+		}
+		l.mu.Unlock()
+	})
+}
+
+// Followers is how many followers the hub has (for metrics and tests).
+func (l *Live) Followers() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, fs := range l.follows {
+		n += len(fs)
+	}
+	return n
+}
