@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		{"append", benchAppend},
 		{"replay", benchReplay},
 		{"messages", benchMessages},
+		{"sockets", benchSockets},
 	}
 	for _, s := range sections {
 		if o.only != "" && !contains(s.name, o.only) {

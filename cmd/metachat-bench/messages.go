@@ -21,6 +21,7 @@ import (
 
 	"github.com/metachat/metachat/adapters/httpapi"
 	"github.com/metachat/metachat/adapters/natsserver"
+	"github.com/metachat/metachat/adapters/socket"
 	"github.com/metachat/metachat/app"
 	"github.com/metachat/metachat/domain"
 	"github.com/metachat/metachat/eventstore"
@@ -120,6 +121,10 @@ type messageWorld struct {
 	client   *http.Client
 	auths    []benchAuth
 	tenant   domain.Principal
+	owner    domain.Principal
+	widgets  *app.Widgets
+	live     *app.Live
+	gateway  *socket.Gateway
 	convIDs  []string
 	bodySeed atomic.Int64
 }
@@ -166,10 +171,7 @@ func startMessageWorld(ctx context.Context, logger *slog.Logger) (_ *messageWorl
 	}
 	w.closers = append(w.closers, pools.Close)
 	mgr, err := projections.NewManager(projections.ManagerConfig{
-		Projections: []projections.Projection{
-			projections.NewTenantProjection(w.reg), projections.NewUserProjection(w.reg),
-			projections.NewAPIKeyProjection(w.reg), projections.NewConversationProjection(w.reg),
-		},
+		Projections: projections.All(w.reg),
 		Store: w.store, Owner: pools.Owner, Projector: pools.Projector, Logger: logger,
 	})
 	if err != nil {
@@ -203,7 +205,11 @@ func startMessageWorld(ctx context.Context, logger *slog.Logger) (_ *messageWorl
 	}
 	static := staticAuthenticator{token: "bench-static-" + uuid.NewString(), p: w.tenant, next: identity}
 	w.auths = []benchAuth{{"API key (identity)", apiKey}, {"static token", static.token}}
-	api, err := httpapi.NewServer(httpapi.Config{Logger: logger, Auth: static, Identity: identity, Conversations: conv})
+	if err := w.startWidgets(ctx, conv, nc, pools.App, logger); err != nil { // sockets.go
+		return nil, err
+	}
+	api, err := httpapi.NewServer(httpapi.Config{Logger: logger, Auth: static, Identity: identity, Conversations: conv,
+		Widgets: w.widgets, Mounts: []httpapi.Mount{{Pattern: "/api/v1/widget/ws", Methods: []string{http.MethodGet}, Func: w.gateway.Serve}}})
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +251,7 @@ func benchTenant(ctx context.Context, w *messageWorld, identity *app.Identity) (
 		return "", fmt.Errorf("signup: %w", err)
 	}
 	owner := domain.Principal{TenantID: su.TenantID, UserID: su.UserID, Role: domain.RoleOwner}
+	w.owner = owner
 	key, _, err := identity.CreateAPIKey(ctx, owner, app.CreateAPIKeyInput{Name: "bench"})
 	if err != nil {
 		return "", fmt.Errorf("create API key: %w", err)
