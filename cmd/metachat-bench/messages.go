@@ -172,7 +172,7 @@ func startMessageWorld(ctx context.Context, logger *slog.Logger) (_ *messageWorl
 	w.closers = append(w.closers, pools.Close)
 	mgr, err := projections.NewManager(projections.ManagerConfig{
 		Projections: projections.All(w.reg),
-		Store: w.store, Owner: pools.Owner, Projector: pools.Projector, Logger: logger,
+		Store:       w.store, Owner: pools.Owner, Projector: pools.Projector, Logger: logger,
 	})
 	if err != nil {
 		return nil, err
