@@ -16,15 +16,19 @@ const maxBearerLen = 4096
 // EUNAUTHORIZED error; a database that cannot be reached is EUNAVAILABLE. Credentials are never
 // logged.
 //
-// Both kinds are checked against the read models on every request, with no cache, so that taking
-// a credential away is immediate on every instance once the write that does it has answered:
+// Taking a credential away is immediate on every instance once the write that does it has
+// answered:
 //
 //   - access token: signature, issuer, audience and times, then the user's row in the users read
 //     model (one primary-key read in the token's tenant): a deactivated user is refused, and the
 //     principal gets the user's current role (a role change applies on the next request, the
 //     token's role claim is informative only);
-//   - API key: its form, then the live keys with its prefix (one indexed read) and a
-//     constant-time comparison of hashes. A revoked key is no longer in that read.
+//   - API key: its form, then its keyed hash; a key verified before (apiKeyCache) is accepted
+//     when its aggregate's version in the event store is still the one it was verified at (one
+//     request to the store: a revocation changes it the moment it is stored); otherwise the live
+//     keys with its prefix (one indexed read of the read model) and a constant-time comparison
+//     of hashes, and, when the row is older than the aggregate, the aggregate itself decides.
+//     So a revoked key is refused from the moment its revocation is stored, on every instance.
 func (i *Identity) Authenticate(ctx context.Context, bearer string) (domain.Principal, error) {
 	if bearer == "" || len(bearer) > maxBearerLen {
 		return domain.Principal{}, unauthorized()
@@ -62,11 +66,19 @@ func (i *Identity) authenticateAPIKey(ctx context.Context, key string) (domain.P
 	if !ok {
 		return domain.Principal{}, unauthorized()
 	}
+	hash := hashAPIKey(i.cfg.APIKeyPepper, key)
+	if c, ok := i.keyCache.get(hash); ok {
+		v, err := i.cfg.Store.Version(ctx, domain.APIKeyRef(c.TenantID, c.KeyID))
+		if err == nil && v == c.Version {
+			i.recordAPIKeyUse(ctx, c)
+			return domain.Principal{TenantID: c.TenantID, APIKeyID: c.KeyID, Role: domain.RoleAPIKey}, nil
+		}
+		i.keyCache.drop(hash) // changed (used, revoked) or unknown: verify against the read model
+	}
 	candidates, err := i.apiKeys.Lookup(ctx, prefix)
 	if err != nil {
 		return domain.Principal{}, err
 	}
-	hash := hashAPIKey(i.cfg.APIKeyPepper, key)
 	var match *projections.APIKeyCredential
 	for n := range candidates {
 		// Compare with every candidate, so the time does not depend on which one matches.
@@ -78,6 +90,25 @@ func (i *Identity) authenticateAPIKey(ctx context.Context, key string) (domain.P
 		i.log.DebugContext(ctx, "API key refused", "prefix", prefix)
 		return domain.Principal{}, unauthorized()
 	}
+	// The read model may lag behind the key's aggregate (a revocation stored a moment ago): when
+	// the versions differ, the aggregate decides.
+	v, err := i.cfg.Store.Version(ctx, domain.APIKeyRef(match.TenantID, match.KeyID))
+	if err != nil {
+		return domain.Principal{}, err
+	}
+	if v != match.Version {
+		state, version, err := foldAggregate(ctx, i.cfg.Store, i.cfg.Registry, domain.APIKeyDecider(), domain.APIKeyRef(match.TenantID, match.KeyID))
+		if err != nil {
+			return domain.Principal{}, err
+		}
+		if !state.Exists || state.Revoked {
+			i.log.DebugContext(ctx, "API key refused: revoked in the event store", "prefix", prefix)
+			return domain.Principal{}, unauthorized()
+		}
+		v = version
+	}
+	match.Version = v
+	i.keyCache.put(hash, *match)
 	i.recordAPIKeyUse(ctx, *match)
 	return domain.Principal{TenantID: match.TenantID, APIKeyID: match.KeyID, Role: domain.RoleAPIKey}, nil
 }

@@ -169,6 +169,7 @@ type Identity struct {
 	tokens    *tokenKeys
 	passwords *passwordHasher
 	usage     *useThrottle
+	keyCache  *apiKeyCache
 
 	claims    *eventstore.Handler[domain.EmailClaim, domain.EmailClaimCommand]
 	tenants   *eventstore.Handler[domain.Tenant, domain.TenantCommand]
@@ -201,6 +202,7 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 		tokens:    keys,
 		passwords: passwords,
 		usage:     newUseThrottle(cfg.APIKeyUseInterval),
+		keyCache:  newAPIKeyCache(DefaultAPIKeyCacheSize),
 		claims:    eventstore.NewHandler(cfg.Store, cfg.Registry, domain.EmailClaimDecider(), opts...),
 		tenants:   eventstore.NewHandler(cfg.Store, cfg.Registry, domain.TenantDecider(), opts...),
 		directory: eventstore.NewHandler(cfg.Store, cfg.Registry, domain.UserDirectoryDecider(),

@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metachat/metachat/app"
 	"github.com/metachat/metachat/domain"
+	"github.com/metachat/metachat/eventstore"
 	"github.com/metachat/metachat/projections"
 )
 
@@ -188,5 +191,57 @@ func TestAPIKeySecretIsNeverStored(t *testing.T) {
 	}
 	if n < 3 {
 		t.Errorf("only %d read model rows checked", n)
+	}
+}
+
+// TestRevocationStoredIsRefusedBeforeItsProjection: an API key verified (and remembered) by an
+// instance is refused on every instance from the moment its revocation is stored, even while the
+// api_keys read model has not applied it yet (here held back by a row lock).
+func TestRevocationStoredIsRefusedBeforeItsProjection(t *testing.T) {
+	t.Parallel()
+	h := newIdentityHarness(t, nil)
+	ctx := t.Context()
+	res := h.signup(t, "owner@lag.example")
+	owner := h.principal(t, res.Token.Token)
+	other := h.identity(t, nil)
+	created, _, err := h.id.CreateAPIKey(ctx, owner, app.CreateAPIKeyInput{Name: "lagging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // verified, and remembered, on both instances
+		h.principal(t, created.Key)
+		if _, err := other.Authenticate(ctx, created.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Hold the key's read-model row so the projector cannot apply the revocation.
+	tx, err := h.Pools.Owner.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", res.TenantID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT key_id FROM api_keys WHERE key_id = $1 FOR UPDATE", created.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Store the revocation without waiting for the read model.
+	keys := eventstore.NewHandler(h.Store, h.Registry, domain.APIKeyDecider())
+	if _, err := keys.Handle(ctx, domain.APIKeyRef(res.TenantID, created.ID), domain.RevokeAPIKey{At: time.Now()}, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	h.refused(t, created.Key, "a remembered key whose revocation is stored")
+	if _, err := other.Authenticate(ctx, created.Key); domain.ErrorCode(err) != domain.EUNAUTHORIZED {
+		t.Errorf("the other instance accepts a key whose revocation is stored: %v", err)
+	}
+	// A fresh instance (nothing remembered) reads the stale row and still refuses.
+	if _, err := h.identity(t, nil).Authenticate(ctx, created.Key); domain.ErrorCode(err) != domain.EUNAUTHORIZED {
+		t.Errorf("a fresh instance accepts a key whose revocation is stored: %v", err)
+	}
+	// The read model really was behind: the row still shows the key live.
+	live, err := projections.NewAPIKeys(h.Pools.App).Lookup(ctx, created.Prefix)
+	if err != nil || len(live) != 1 {
+		t.Errorf("the read model already applied the revocation (%v, %v): the test proved nothing", live, err)
 	}
 }

@@ -189,4 +189,10 @@ type EventStore interface {
 
 	// LastSequence returns the sequence of the last event in the stream (0 when empty).
 	LastSequence(ctx context.Context) (uint64, error)
+
+	// Version returns the aggregate's current version (0 when it has no events), as of the moment
+	// of the call: an event appended before Version was called is reflected, on any instance. It
+	// is one cheap request, for checking that something derived from the aggregate is still
+	// current.
+	Version(ctx context.Context, agg AggregateRef) (uint64, error)
 }

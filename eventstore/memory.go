@@ -182,6 +182,22 @@ func (m *Memory) Load(ctx context.Context, agg domain.AggregateRef, after uint64
 	return out, version, nil
 }
 
+// Version returns the aggregate's current version.
+func (m *Memory) Version(ctx context.Context, agg domain.AggregateRef) (uint64, error) {
+	if err := agg.Validate(); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, unavailable("version of "+agg.String(), err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if seqs := m.aggs[agg]; len(seqs) > 0 {
+		return seqs[len(seqs)-1], nil
+	}
+	return 0, nil
+}
+
 // Read returns at most limit events with a sequence of at least from that match filter, in stream
 // order.
 func (m *Memory) Read(ctx context.Context, from uint64, filter domain.Filter, limit int) ([]domain.Envelope, error) {

@@ -67,6 +67,22 @@ func (s *JetStream) load(ctx context.Context, agg domain.AggregateRef, after uin
 	return nil, version, nil
 }
 
+// Version returns the aggregate's current version: the sequence of the last message on its
+// subject, asked of the stream leader (one request), so an append acknowledged before the call is
+// always reflected.
+func (s *JetStream) Version(ctx context.Context, agg domain.AggregateRef) (uint64, error) {
+	if err := agg.Validate(); err != nil {
+		return 0, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	v, err := s.lastSubjectSequence(ctx, Subject(s.cfg.SubjectPrefix, agg))
+	if err != nil {
+		return 0, fmt.Errorf("version of %s: %w", agg, err)
+	}
+	return v, nil
+}
+
 // Read returns at most limit events with a sequence of at least from that match filter, in stream
 // order. A limit below 1 or an invalid filter is an EINVALID error.
 func (s *JetStream) Read(ctx context.Context, from uint64, filter domain.Filter, limit int) ([]domain.Envelope, error) {

@@ -133,12 +133,14 @@ type APIKey struct {
 	Version uint64
 }
 
-// APIKeyCredential is what authenticating a key needs: a live key's tenant, id and hash.
+// APIKeyCredential is what authenticating a key needs: a live key's tenant, id and hash, and the
+// version of the key's aggregate the row reflects.
 type APIKeyCredential struct {
 	TenantID   string
 	KeyID      string
 	KeyHash    string
 	LastUsedAt *time.Time
+	Version    uint64
 }
 
 // APIKeys reads the API keys read model.
@@ -203,14 +205,14 @@ func (k *APIKeys) List(ctx context.Context, tenantID string, afterCreatedAt time
 func (k *APIKeys) Lookup(ctx context.Context, prefix string) ([]APIKeyCredential, error) {
 	var out []APIKeyCredential
 	err := withLookupSetting(ctx, k.db, apiKeyPrefixSetting, prefix, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT tenant_id::text, key_id::text, key_hash, last_used_at
+		rows, err := tx.Query(ctx, `SELECT tenant_id::text, key_id::text, key_hash, last_used_at, version
 			FROM public.api_keys WHERE prefix = $1 AND revoked_at IS NULL LIMIT 8`, prefix)
 		if err != nil {
 			return err
 		}
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (APIKeyCredential, error) {
 			var c APIKeyCredential
-			err := r.Scan(&c.TenantID, &c.KeyID, &c.KeyHash, &c.LastUsedAt)
+			err := r.Scan(&c.TenantID, &c.KeyID, &c.KeyHash, &c.LastUsedAt, &c.Version)
 			return c, err
 		})
 		return err

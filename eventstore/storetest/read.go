@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -16,6 +17,29 @@ func readTests() []test {
 		{"ReadTenantFilter", testReadTenantFilter},
 		{"ReadAggregateFilter", testReadAggregateFilter},
 		{"LastSequence", testLastSequence},
+		{"Version", testVersion},
+	}
+}
+
+func testVersion(t *testing.T, s domain.EventStore) {
+	ctx := context.Background()
+	a, b := ref("acme", "ticket", "a"), ref("acme", "ticket", "b")
+	if v, err := s.Version(ctx, a); err != nil || v != 0 {
+		t.Fatalf("version of an unknown aggregate: %d, %v; want 0", v, err)
+	}
+	all := appendEach(t, s, 3, a, b)
+	for _, agg := range []domain.AggregateRef{a, b} {
+		want := only(all, func(r domain.AggregateRef) bool { return r == agg })
+		v, err := s.Version(ctx, agg)
+		if err != nil || v != want[len(want)-1].Sequence {
+			t.Fatalf("version of %s: %d, %v; want %d", agg, v, err, want[len(want)-1].Sequence)
+		}
+		if _, loaded, err := s.Load(ctx, agg, 0); err != nil || loaded != v {
+			t.Fatalf("Load's version %d, Version %d (%v)", loaded, v, err)
+		}
+	}
+	if _, err := s.Version(ctx, ref("ac.me", "ticket", "a")); domain.ErrorCode(err) != domain.EINVALID {
+		t.Fatalf("invalid reference: %v, want EINVALID", err)
 	}
 }
 
