@@ -14,7 +14,7 @@ await build({
   bundle: true,
   minify: true,
   format: 'iife',
-  target: ['es2020', 'chrome90', 'firefox90', 'safari15'],
+  target: ['chrome100', 'edge100', 'firefox100', 'safari15.4'],
   legalComments: 'none',
   banner: { js: '/* Metachat web chat widget */' },
   logLevel: 'warning',

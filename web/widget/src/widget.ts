@@ -236,7 +236,8 @@ export class Widget {
   private async session(): Promise<Session | undefined> {
     for (let i = 0; i < 3; i++) {
       const st = this.st;
-      const r = await fetch(this.o.api + '/api/v1/widget/sessions', {
+      // The query names the widget for the CORS preflight, which has no body.
+      const r = await fetch(`${this.o.api}/api/v1/widget/sessions?widget_id=${encodeURIComponent(this.o.id)}`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         credentials: 'omit',
@@ -329,7 +330,7 @@ export class Widget {
       // A socket that lived a while starts the backoff afresh.
       if (openedAt && Date.now() - openedAt > 5000) this.fails = 0;
       if ((e.code === 4000 || e.code === 4001) && this.fails === 0) {
-        // Fell behind (resume from the last seq) or the session ended: a new session now.
+        // Fell behind (resume from the last seq) or the conversation is gone: a new session now.
         this.fails = 1;
         void this.connect();
       } else this.reconnect();
