@@ -407,6 +407,34 @@ try {
   const after = (await api('GET', `/api/v1/conversations/${conversation}/messages?limit=200`)).items.map((m) => m.text);
   check(JSON.stringify(texts) === JSON.stringify(after), `after the final reload the widget shows ${JSON.stringify(texts)}, the API has ${JSON.stringify(after)}`);
 
+  // ---- theming follows the widget's configuration: colours, greeting, side ----
+  log('theming: bottom-left, another primary colour and greeting');
+  const themed = { primary: '#7c3aed', greeting: 'Welcome back! Ask us anything.' };
+  await api('PUT', `/api/v1/widgets/${WIDGET_ID}`, {
+    name: w.name,
+    allowed_origins: w.allowed_origins,
+    colors: { ...w.colors, primary: themed.primary },
+    greeting: themed.greeting,
+    position: 'bottom-left',
+    identity_verification: w.identity_verification,
+    assistant_enabled: w.assistant_enabled,
+  });
+  await page.reload();
+  await launcher(page).waitFor({ state: 'visible', timeout: 30000 });
+  await page.waitForFunction(
+    (want) => {
+      const root = document.querySelector('metachat-widget')?.shadowRoot;
+      const l = root?.querySelector('.l');
+      return !!l && getComputedStyle(l).backgroundColor === want && l.getBoundingClientRect().left < 100;
+    },
+    rgb(themed.primary),
+    { timeout: 15000 },
+  );
+  check((await page.locator('metachat-widget .g').textContent()) === themed.greeting, 'greeting not updated from the configuration');
+  const panelBox = await panel(page).boundingBox();
+  check(panelBox && panelBox.x < 100, `panel not on the left: ${JSON.stringify(panelBox)}`);
+  await shot(page, 'themed-left');
+
   // ---- scenario 5: no console errors anywhere ----
   check(problems.length === 0, `console or page errors:\n  ${problems.join('\n  ')}`);
   log('all scenarios passed');
