@@ -380,6 +380,7 @@ export class Widget {
     if (!m) {
       m = { k: f.client_message_id || f.id, text: f.text, a, at: Date.parse(f.created_at) || Date.now() };
       if (f.client_message_id) m.cid = f.client_message_id;
+      if (a === 'contact') m.st = 'sent'; // the visitor's, from another tab
       st.m.push(m);
       if (a !== 'contact') {
         this.showTyping(false);
@@ -387,9 +388,11 @@ export class Widget {
         this.v?.setUnread(st.u);
       }
     }
+    // A message of this tab's queue stays pending until its ack: the ack, not the echo, promises
+    // that the message is readable through the REST API. Without one it is sent again (same
+    // client_message_id) and acknowledged then.
     m.id = f.id;
     m.seq = f.seq;
-    if (a === 'contact') m.st = 'sent';
     this.changed();
   }
 
