@@ -102,6 +102,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	start("projections", func() error { return a.manager.Run(workCtx) })
 	start("waiter", func() error { return a.waiter.Run(workCtx) })
 	start("live", func() error { return svc.live.Run(workCtx) })
+	start("document pipeline", func() error { return svc.knowledge.RunPipeline(workCtx) })
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on METACHAT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -116,6 +117,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Identity:      svc.identity,
 		Conversations: svc.conversations,
 		Widgets:       svc.widgets,
+		Knowledge:     svc.knowledge,
 		Mounts:        mounts,
 		Logger:        logger.With("component", "http"),
 		Health:        a.healthChecks(in.nc),

@@ -22,6 +22,7 @@ type services struct {
 	conversations *appsvc.Conversations
 	widgets       *appsvc.Widgets
 	live          *appsvc.Live
+	knowledge     *appsvc.Knowledge
 }
 
 // secrets are the server secrets, loaded before anything starts so a missing one fails fast.
@@ -89,6 +90,17 @@ func newServices(ctx context.Context, sec secrets, a *app, nc *nats.Conn, logger
 	})
 	if err != nil {
 		return nil, fmt.Errorf("live hub: %w", err)
+	}
+	objects, err := a.store.NewObjects(ctx, "metachat_documents", 0)
+	if err != nil {
+		return nil, fmt.Errorf("document object store: %w", err)
+	}
+	s.knowledge, err = appsvc.NewKnowledge(appsvc.KnowledgeConfig{
+		Store: a.store, Registry: a.registry, DB: a.pools.App, Waiter: a.waiter, Objects: objects, Worker: a.store,
+		Embedder: a.embedder, Logger: logger.With("component", "knowledge"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("knowledge service: %w", err)
 	}
 	return s, nil
 }
