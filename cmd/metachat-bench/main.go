@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		{"replay", benchReplay},
 		{"messages", benchMessages},
 		{"sockets", benchSockets},
+		{"load", benchLoad},
 	}
 	for _, s := range sections {
 		if o.only != "" && !contains(s.name, o.only) {

@@ -143,6 +143,7 @@ func gzippedSize(path string) (int, int, error) {
 // sockPair is one conversation's two sockets: the visitor sends on a, and b receives.
 type sockPair struct {
 	a, b    *websocket.Conn
+	wmu     sync.Mutex // one send frame at a time on a
 	mu      sync.Mutex
 	waiting map[string]chan struct{} // client_message_id -> closed when b has the message
 }
