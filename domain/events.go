@@ -9,6 +9,7 @@ func Events() []EventDef {
 	defs = append(defs, IdentityEventDefs()...)
 	defs = append(defs, ConversationEventDefs()...)
 	defs = append(defs, WidgetEventDefs()...)
+	defs = append(defs, DocumentEventDefs()...)
 	return defs
 }
 

@@ -95,14 +95,20 @@ func EnableTenantRLS(ctx context.Context, tx pgx.Tx, schema, table string) error
 	return nil
 }
 
-// All returns every read model Metachat keeps, decoding payloads with reg: what `metachat serve`
-// runs.
+// All returns every read model Metachat keeps, decoding payloads with reg, with the local
+// embedder for knowledge: what `metachat serve` runs unless another embedder is configured.
 func All(reg *domain.Registry) []Projection {
+	return AllWith(reg, NewLocalEmbedder())
+}
+
+// AllWith is All with the knowledge read model embedding with emb.
+func AllWith(reg *domain.Registry, emb Embedder) []Projection {
 	return []Projection{
 		NewTenantProjection(reg),
 		NewUserProjection(reg),
 		NewAPIKeyProjection(reg),
 		NewConversationProjection(reg),
 		NewWidgetProjection(reg),
+		NewKnowledgeProjection(reg, emb),
 	}
 }

@@ -25,12 +25,14 @@ const publicRole = "public"
 
 // operation is one method on one path of the OpenAPI document.
 type operation struct {
-	ID       string
-	Method   string
-	Path     string // the OpenAPI path template, also the chi route pattern
-	Roles    map[string]bool
-	HasBody  bool
-	pathItem *v3.PathItem
+	ID      string
+	Method  string
+	Path    string // the OpenAPI path template, also the chi route pattern
+	Roles   map[string]bool
+	HasBody bool
+	// Multipart is set when the body is multipart/form-data (an upload) rather than JSON.
+	Multipart bool
+	pathItem  *v3.PathItem
 }
 
 // Public reports whether the operation needs no credential.
@@ -80,7 +82,11 @@ func loadContract() (*contract, error) {
 			spec, _ := def.(map[string]any)
 			op := &operation{Method: m, Path: path, Roles: map[string]bool{}, pathItem: pathItem}
 			op.ID, _ = spec["operationId"].(string)
-			_, op.HasBody = spec["requestBody"]
+			if rb, ok := spec["requestBody"].(map[string]any); ok {
+				op.HasBody = true
+				content, _ := rb["content"].(map[string]any)
+				_, op.Multipart = content["multipart/form-data"]
+			}
 			roles, _ := spec["x-roles"].([]any)
 			for _, r := range roles {
 				if s, ok := r.(string); ok {

@@ -24,7 +24,7 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{Stack: teststack.Start(t)}
 	var err error
 	h.Server, err = httpapi.NewServer(httpapi.Config{
-		Logger: h.Logger, Auth: h.Identity, Identity: h.Identity, Conversations: h.Conversations, Widgets: h.Widgets,
+		Logger: h.Logger, Auth: h.Identity, Identity: h.Identity, Conversations: h.Conversations, Widgets: h.Widgets, Knowledge: h.Knowledge,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,9 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (domain.Prin
 // document's schemas for parameters and body (400 naming each field). It leaves the body readable
 // for the handler.
 func (s *Server) validate(op *operation, r *http.Request) error {
+	if op.Multipart {
+		return s.validateMultipart(r) // documents.go
+	}
 	if op.HasBody {
 		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
 		if err != nil {

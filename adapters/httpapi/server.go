@@ -35,6 +35,8 @@ type Config struct {
 	Conversations *app.Conversations
 	// Widgets serves widget configuration and the public widget routes (config, sessions).
 	Widgets *app.Widgets
+	// Knowledge serves the knowledge base: documents and search.
+	Knowledge *app.Knowledge
 	// Metrics, when set (NewMetrics), record every request's duration by route pattern, method
 	// and status, and the requests in flight. Nil records no metrics.
 	Metrics *Metrics
@@ -132,6 +134,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Widgets != nil {
 		s.registerWidgetRoutes(r)
+	}
+	if cfg.Knowledge != nil {
+		s.registerKnowledgeRoutes(r)
 	}
 	for _, m := range cfg.Mounts {
 		h := m.Handler

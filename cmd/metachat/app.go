@@ -24,13 +24,15 @@ type app struct {
 	pools    *projections.Pools
 	manager  *projections.Manager
 	waiter   *projections.Waiter
+	// embedder embeds the knowledge read model's chunks and the search queries.
+	embedder projections.Embedder
 }
 
 // openApp opens the event store (creating or updating the stream), opens the pools (applying the
 // migrations) and builds the projections manager and the waiter. It starts nothing. obs (nil for
 // the operator commands) receives the store's and the runners' metrics.
 func openApp(ctx context.Context, cfg Config, logger *slog.Logger, in *infra, obs *observability) (*app, error) {
-	a := &app{registry: domain.NewDefaultRegistry()}
+	a := &app{registry: domain.NewDefaultRegistry(), embedder: projections.NewLocalEmbedder()}
 	var err error
 	a.store, err = eventstore.Open(ctx, in.nc, eventstore.Config{
 		Replicas: cfg.NATSReplicas,
@@ -45,7 +47,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger, in *infra, ob
 		return nil, fmt.Errorf("open Postgres: %w", err)
 	}
 	a.manager, err = projections.NewManager(projections.ManagerConfig{
-		Projections: projections.All(a.registry),
+		Projections: projections.AllWith(a.registry, a.embedder),
 		Store:       a.store,
 		Owner:       a.pools.Owner,
 		Projector:   a.pools.Projector,

@@ -1,5 +1,6 @@
 // Package teststack starts the application services of Metachat on a testkit.Core for tests of
-// the adapters: identity, conversations, widgets and the live hub, with every read model running,
+// the adapters: identity, conversations, widgets, the live hub and the knowledge base (with its
+// document pipeline), with every read model running,
 // configured as `metachat serve` configures them.
 package teststack
 
@@ -23,6 +24,8 @@ type Stack struct {
 	Conversations *app.Conversations
 	Widgets       *app.Widgets
 	Live          *app.Live
+	// Knowledge is the knowledge base, with its document pipeline running.
+	Knowledge *app.Knowledge
 	// Pepper is the server secret the API keys and widget sessions are keyed with; Nonces the
 	// store of spent session nonces.
 	Pepper []byte
@@ -70,13 +73,29 @@ func StartOn(tb testing.TB, core *testkit.Core, pepper []byte) *Stack {
 	}); err != nil {
 		tb.Fatal(err)
 	}
+	objects, err := core.Store.NewObjects(context.Background(), "documents", 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if s.Knowledge, err = app.NewKnowledge(app.KnowledgeConfig{
+		Store: core.Store, Registry: core.Registry, DB: core.Pools.App, Waiter: core.Waiter, Objects: objects,
+		Worker: core.Store, Logger: core.Logger,
+	}); err != nil {
+		tb.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		if err := s.Live.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			tb.Errorf("live hub: %v", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := s.Knowledge.RunPipeline(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			tb.Errorf("document pipeline: %v", err)
 		}
 	}()
 	tb.Cleanup(func() {
