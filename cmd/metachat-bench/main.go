@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,6 +34,8 @@ type options struct {
 	replayEvents int // events replayed into a projection
 	payloadBytes int // approximate stored event size
 	only         string
+	// knowledgeChunks are the chunk counts the knowledge section measures search at.
+	knowledgeChunks []int
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -41,8 +45,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.replayEvents, "replay-events", 50000, "events replayed into a projection")
 	fs.IntVar(&o.payloadBytes, "payload", 400, "approximate stored event size in bytes")
 	fs.StringVar(&o.only, "only", "", "run only the sections whose name contains this")
+	chunks := fs.String("knowledge-chunks", "10000,100000", "chunk counts the knowledge section measures search at")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for _, c := range strings.Split(*chunks, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-knowledge-chunks: %q is not a positive number", c)
+		}
+		o.knowledgeChunks = append(o.knowledgeChunks, n)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	t := newTable(out)
@@ -56,6 +68,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		{"messages", benchMessages},
 		{"sockets", benchSockets},
 		{"load", benchLoad},
+		{"knowledge", benchKnowledge},
 	}
 	for _, s := range sections {
 		if o.only != "" && !contains(s.name, o.only) {
