@@ -23,7 +23,9 @@ const KnowledgeReadModel = "knowledge"
 //     that is not deleted, with its pipeline status;
 //   - knowledge_chunks (tenant_id, document_id, upload_id, chunk_id, ordinal, title, heading,
 //     text, embedder, embedding vector(D), tsv): the retrievable passages, with an HNSW index on
-//     the embedding (cosine) and a GIN index on the full-text vector.
+//     the embedding (cosine) and a GIN index on the full-text vector;
+//   - knowledge_terms (tenant_id, lexeme, chunk_id): each chunk's full-text lexemes, the
+//     candidates of full-text search that row-level security lets Postgres find by index.
 //
 // The chunks' texts come from document.chunked events; their embeddings are computed here, with
 // the projection's Embedder, through the shared embedding cache (public.embedding_cache, by
@@ -109,7 +111,20 @@ func (p *KnowledgeProjection) Setup(ctx context.Context, tx pgx.Tx, schema strin
 	if _, err := tx.Exec(ctx, `CREATE INDEX knowledge_chunks_embedding ON `+chunks+` USING hnsw (embedding public.vector_cosine_ops)`); err != nil {
 		return fmt.Errorf("create HNSW index: %w", err)
 	}
-	for _, t := range []string{"documents", "knowledge_chunks"} {
+	// The full-text candidates: one row per (lexeme, chunk). Under row-level security Postgres
+	// may not use the GIN index for tsv @@ query (ts_match_vq is not leakproof), but it may use a
+	// btree for lexeme = ANY(…) (texteq is), so search finds the chunks holding a query lexeme
+	// here and ranks only those with @@ and ts_rank_cd.
+	terms := pgx.Identifier{schema, "knowledge_terms"}.Sanitize()
+	if _, err := tx.Exec(ctx, `CREATE TABLE `+terms+` (
+		tenant_id uuid NOT NULL,
+		lexeme    text NOT NULL,
+		chunk_id  uuid NOT NULL,
+		PRIMARY KEY (tenant_id, lexeme, chunk_id)
+	)`); err != nil {
+		return fmt.Errorf("create knowledge terms: %w", err)
+	}
+	for _, t := range []string{"documents", "knowledge_chunks", "knowledge_terms"} {
 		if err := EnableTenantRLS(ctx, tx, schema, t); err != nil {
 			return err
 		}
@@ -127,13 +142,12 @@ func (p *KnowledgeProjection) Apply(ctx context.Context, tx pgx.Tx, schema strin
 		return fmt.Errorf("decode %s: %w", env.Type, err)
 	}
 	docs := pgx.Identifier{schema, "documents"}.Sanitize()
-	chunks := pgx.Identifier{schema, "knowledge_chunks"}.Sanitize()
 	seq := int64(env.Sequence)
 	switch e := ev.(type) {
 	case *domain.DocumentUploaded:
 		at := eventTime(e.UploadedAt, env)
-		if _, err := tx.Exec(ctx, `DELETE FROM `+chunks+` WHERE tenant_id = $1 AND document_id = $2`, env.TenantID, env.AggregateID); err != nil {
-			return fmt.Errorf("clear chunks of %s: %w", env.AggregateID, err)
+		if err := deleteChunks(ctx, tx, schema, env); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO `+docs+` (tenant_id, document_id, upload_id, title, filename, content_type,
 				format, size, sha256, status, chunk_count, error, created_at, updated_at, version)
@@ -147,7 +161,7 @@ func (p *KnowledgeProjection) Apply(ctx context.Context, tx pgx.Tx, schema strin
 			return fmt.Errorf("insert document %s: %w", env.AggregateID, err)
 		}
 	case *domain.DocumentChunked:
-		return p.applyChunks(ctx, tx, docs, chunks, env, e)
+		return p.applyChunks(ctx, tx, schema, env, e)
 	case *domain.DocumentIndexed:
 		tag, err := tx.Exec(ctx, `UPDATE `+docs+` SET status = $3, chunk_count = $4, error = '', updated_at = $5, version = $6
 			WHERE tenant_id = $1 AND document_id = $2`,
@@ -159,8 +173,8 @@ func (p *KnowledgeProjection) Apply(ctx context.Context, tx pgx.Tx, schema strin
 			env.TenantID, env.AggregateID, domain.DocumentStatusFailed, e.Reason, eventTime(e.FailedAt, env), seq)
 		return checkDocumentUpdate(env, tag, err)
 	case *domain.DocumentDeleted:
-		if _, err := tx.Exec(ctx, `DELETE FROM `+chunks+` WHERE tenant_id = $1 AND document_id = $2`, env.TenantID, env.AggregateID); err != nil {
-			return fmt.Errorf("delete chunks of %s: %w", env.AggregateID, err)
+		if err := deleteChunks(ctx, tx, schema, env); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM `+docs+` WHERE tenant_id = $1 AND document_id = $2`, env.TenantID, env.AggregateID); err != nil {
 			return fmt.Errorf("delete document %s: %w", env.AggregateID, err)
@@ -181,7 +195,9 @@ func checkDocumentUpdate(env domain.Envelope, tag pgconn.CommandTag, err error) 
 	return nil
 }
 
-func (p *KnowledgeProjection) applyChunks(ctx context.Context, tx pgx.Tx, docs, chunks string, env domain.Envelope, e *domain.DocumentChunked) error {
+func (p *KnowledgeProjection) applyChunks(ctx context.Context, tx pgx.Tx, schema string, env domain.Envelope, e *domain.DocumentChunked) error {
+	docs := pgx.Identifier{schema, "documents"}.Sanitize()
+	chunks := pgx.Identifier{schema, "knowledge_chunks"}.Sanitize()
 	var title, uploadID string
 	err := tx.QueryRow(ctx, `SELECT title, upload_id::text FROM `+docs+` WHERE tenant_id = $1 AND document_id = $2`,
 		env.TenantID, env.AggregateID).Scan(&title, &uploadID)
@@ -213,6 +229,28 @@ func (p *KnowledgeProjection) applyChunks(ctx context.Context, tx pgx.Tx, docs, 
 		ON CONFLICT (tenant_id, chunk_id) DO NOTHING`,
 		env.TenantID, env.AggregateID, e.UploadID, title, p.emb.Name(), ids, ords, headings, bodies, lits); err != nil {
 		return fmt.Errorf("insert chunks of %s: %w", env.AggregateID, err)
+	}
+	terms := pgx.Identifier{schema, "knowledge_terms"}.Sanitize()
+	if _, err := tx.Exec(ctx, `INSERT INTO `+terms+` (tenant_id, lexeme, chunk_id)
+		SELECT c.tenant_id, l.lexeme, c.chunk_id FROM `+chunks+` c, unnest(tsvector_to_array(c.tsv)) AS l(lexeme)
+		WHERE c.tenant_id = $1 AND c.chunk_id = ANY($2::uuid[])
+		ON CONFLICT DO NOTHING`, env.TenantID, ids); err != nil {
+		return fmt.Errorf("insert terms of %s: %w", env.AggregateID, err)
+	}
+	return nil
+}
+
+// deleteChunks removes the event's document's chunks and their terms.
+func deleteChunks(ctx context.Context, tx pgx.Tx, schema string, env domain.Envelope) error {
+	chunks := pgx.Identifier{schema, "knowledge_chunks"}.Sanitize()
+	terms := pgx.Identifier{schema, "knowledge_terms"}.Sanitize()
+	if _, err := tx.Exec(ctx, `DELETE FROM `+terms+` t USING `+chunks+` c
+		WHERE t.tenant_id = $1 AND c.tenant_id = $1 AND c.document_id = $2 AND t.chunk_id = c.chunk_id`,
+		env.TenantID, env.AggregateID); err != nil {
+		return fmt.Errorf("delete terms of %s: %w", env.AggregateID, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM `+chunks+` WHERE tenant_id = $1 AND document_id = $2`, env.TenantID, env.AggregateID); err != nil {
+		return fmt.Errorf("delete chunks of %s: %w", env.AggregateID, err)
 	}
 	return nil
 }

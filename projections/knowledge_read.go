@@ -131,10 +131,16 @@ func (k *Knowledge) Search(ctx context.Context, tenantID string, q SearchQuery) 
 	}
 	hits := map[string]*ChunkHit{}
 	err := WithTenant(ctx, k.db, tenantID, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT document_id::text, chunk_id::text, title, heading, text
-			FROM public.knowledge_chunks, websearch_to_tsquery('english', $2) AS query
-			WHERE tenant_id = $1 AND tsv @@ query
-			ORDER BY ts_rank_cd(tsv, query) DESC, chunk_id LIMIT $3`, tenantID, q.Text, q.Candidates)
+		// Candidates by index from knowledge_terms (see KnowledgeProjection), then matched and
+		// ranked with the full-text operators.
+		rows, err := tx.Query(ctx, `WITH candidates AS (
+				SELECT DISTINCT chunk_id FROM public.knowledge_terms
+				WHERE tenant_id = $1 AND lexeme = ANY (tsvector_to_array(to_tsvector('english', $2))))
+			SELECT c.document_id::text, c.chunk_id::text, c.title, c.heading, c.text
+			FROM candidates JOIN public.knowledge_chunks c ON c.tenant_id = $1 AND c.chunk_id = candidates.chunk_id,
+				websearch_to_tsquery('english', $2) AS query
+			WHERE c.tsv @@ query
+			ORDER BY ts_rank_cd(c.tsv, query) DESC, c.chunk_id LIMIT $3`, tenantID, q.Text, q.Candidates)
 		if err != nil {
 			return fmt.Errorf("full-text search: %w", err)
 		}
