@@ -66,6 +66,9 @@ type IdentityConfig struct {
 	// APIKeyUseInterval is how often at most a key's use is recorded. Default
 	// DefaultAPIKeyUseInterval.
 	APIKeyUseInterval time.Duration
+	// LoginBackoff slows sign-in down after repeated failures, per account and per client
+	// (identity_login_backoff.go). Zero fields take the defaults.
+	LoginBackoff LoginBackoff
 	// Logger receives the service's logs; nil discards them. Credentials are never logged.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -92,6 +95,7 @@ func (c *IdentityConfig) setDefaults() {
 	if c.APIKeyUseInterval == 0 {
 		c.APIKeyUseInterval = DefaultAPIKeyUseInterval
 	}
+	c.LoginBackoff.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,6 +133,9 @@ func (c IdentityConfig) Validate() error {
 		errs = append(errs, errors.New("clock skew, API key use interval and hash concurrency must not be negative"))
 	}
 	if err := c.Password.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.LoginBackoff.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -175,6 +182,9 @@ type Identity struct {
 	tenants   *eventstore.Handler[domain.Tenant, domain.TenantCommand]
 	directory *eventstore.Handler[domain.UserDirectory, domain.UserCommand]
 	keys      *eventstore.Handler[domain.APIKey, domain.APIKeyCommand]
+
+	// loginGuard is the sign-in backoff (identity_login_backoff.go; nil: disabled).
+	loginGuard LoginGuard
 }
 
 // NewIdentity returns the identity service for cfg. It computes one password hash (the dummy that
@@ -207,7 +217,8 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 		tenants:   eventstore.NewHandler(cfg.Store, cfg.Registry, domain.TenantDecider(), opts...),
 		directory: eventstore.NewHandler(cfg.Store, cfg.Registry, domain.UserDirectoryDecider(),
 			append(opts, eventstore.WithMaxRetries(directoryRetries))...),
-		keys: eventstore.NewHandler(cfg.Store, cfg.Registry, domain.APIKeyDecider(), opts...),
+		keys:       eventstore.NewHandler(cfg.Store, cfg.Registry, domain.APIKeyDecider(), opts...),
+		loginGuard: newLoginGuard(cfg.LoginBackoff, cfg.Now),
 	}, nil
 }
 
