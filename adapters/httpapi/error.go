@@ -2,8 +2,12 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/metachat/metachat/domain"
 )
@@ -41,7 +45,8 @@ type Problem struct {
 	Errors    []domain.FieldError `json:"errors,omitempty"`
 }
 
-// writeError writes err as problem+json. Internal errors are logged here, once, with the request
+// writeError writes err as problem+json. An error whose chain has a RetryAfter() time.Duration
+// method (a sign-in backoff) sets the Retry-After header. Internal errors are logged here, once, with the request
 // id, reported to Config.ReportError, if any, and answered without any detail.
 func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
 	code := domain.ErrorCode(err)
@@ -53,6 +58,10 @@ func writeError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err
 		Detail:    domain.ErrorMessage(err),
 		RequestID: RequestID(r.Context()),
 		Errors:    domain.ErrorFields(err),
+	}
+	var wait interface{ RetryAfter() time.Duration }
+	if errors.As(err, &wait) && wait.RetryAfter() > 0 {
+		w.Header().Set("Retry-After", strconv.FormatFloat(math.Ceil(wait.RetryAfter().Seconds()), 'f', 0, 64))
 	}
 	if status >= 500 {
 		logger.ErrorContext(r.Context(), "request failed", "err", err, "code", code, "method", r.Method, "path", r.URL.Path)

@@ -64,7 +64,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	tok, err := s.cfg.Identity.Login(r.Context(), app.LoginInput{Email: in.Email, Password: in.Password})
+	tok, err := s.cfg.Identity.Login(r.Context(), app.LoginInput{Email: in.Email, Password: in.Password,
+		Client: ClientKey(clientOf(r).addr)})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

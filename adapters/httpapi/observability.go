@@ -16,6 +16,7 @@ import (
 type Metrics struct {
 	duration *prometheus.HistogramVec
 	serving  prometheus.Gauge
+	limited  *prometheus.CounterVec
 }
 
 // NewMetrics creates the HTTP series and registers them on reg:
@@ -24,7 +25,9 @@ type Metrics struct {
 //     matched route pattern such as /api/v1/conversations/{id} (never the raw path; "unmatched"
 //     when no route matched), method one of the standard methods or OTHER, status the response
 //     code, so every label is bounded;
-//   - metachat_http_requests_in_flight: requests being served.
+//   - metachat_http_requests_in_flight: requests being served;
+//   - metachat_http_rate_limited_total{budget}: requests refused with 429 by a rate limit, by
+//     budget (api, login, signup, widget_session, send).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return nil, errors.New("httpapi metrics: nil registerer")
@@ -39,8 +42,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "metachat_http_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "metachat_http_rate_limited_total",
+			Help: "Requests refused with 429 by a rate limit, by budget.",
+		}, []string{"budget"}),
 	}
-	for _, c := range []prometheus.Collector{m.duration, m.serving} {
+	for _, c := range []prometheus.Collector{m.duration, m.serving, m.limited} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("httpapi metrics: %w", err)
 		}
@@ -64,6 +71,14 @@ func (m *Metrics) observe(r *http.Request, status int, d time.Duration) {
 		return
 	}
 	m.duration.WithLabelValues(routePattern(r), methodLabel(r.Method), strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// rateLimited counts a request refused by budget.
+func (m *Metrics) rateLimited(budget string) {
+	if m == nil {
+		return
+	}
+	m.limited.WithLabelValues(budget).Inc()
 }
 
 // methodLabel bounds the method label: Go's server accepts any token as a method.

@@ -46,14 +46,26 @@ func (s *Server) handle(r chi.Router, method, pattern string, h http.HandlerFunc
 }
 
 func (s *Server) operationHandler(op *operation, h http.HandlerFunc) http.HandlerFunc {
+	b := s.budgetOf(op) // ratelimit.go
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		var p domain.Principal
 		if !op.Public() {
-			p, err := s.authenticate(ctx, r)
+			var err error
+			p, err = s.authenticate(ctx, r)
 			if err != nil {
-				s.writeError(w, r, err)
+				// A refused credential spends its client address's budget: guessing
+				// credentials is limited like any anonymous request.
+				if s.allow(w, r, b, domain.Principal{}) {
+					s.writeError(w, r, err)
+				}
 				return
 			}
+		}
+		if !s.allow(w, r, b, p) {
+			return
+		}
+		if !op.Public() {
 			if !op.Roles[p.Role] {
 				s.writeError(w, r, domain.Errorf(domain.EFORBIDDEN, "Your role (%s) may not call %s.", p.Role, op.ID))
 				return
@@ -71,13 +83,9 @@ func (s *Server) operationHandler(op *operation, h http.HandlerFunc) http.Handle
 
 // authenticate reads the Authorization header.
 func (s *Server) authenticate(ctx context.Context, r *http.Request) (domain.Principal, error) {
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if h == "" {
-		return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "Missing Authorization header; send \"Authorization: Bearer <token>\".")
-	}
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 4096 {
-		return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "Malformed Authorization header; send \"Authorization: Bearer <token>\".")
+	token, err := bearerToken(r.Header.Values("Authorization"))
+	if err != nil {
+		return domain.Principal{}, err
 	}
 	if s.cfg.Auth == nil {
 		return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "Authentication is not configured.")
@@ -90,6 +98,33 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (domain.Prin
 		return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "Invalid credential.")
 	}
 	return p, nil
+}
+
+// maxBearerLen bounds the credential of an Authorization header.
+const maxBearerLen = 4096
+
+// bearerToken parses the Authorization header values: exactly one "Bearer <token>" (the scheme in
+// any case), the token non-empty, at most maxBearerLen bytes, without spaces or control
+// characters. Anything else is EUNAUTHORIZED, and the answer never repeats the header.
+func bearerToken(values []string) (string, error) {
+	if len(values) == 0 || (len(values) == 1 && values[0] == "") {
+		return "", domain.Errorf(domain.EUNAUTHORIZED, "Missing Authorization header; send \"Authorization: Bearer <token>\".")
+	}
+	malformed := domain.Errorf(domain.EUNAUTHORIZED, "Malformed Authorization header; send \"Authorization: Bearer <token>\".")
+	if len(values) > 1 {
+		return "", malformed
+	}
+	scheme, token, ok := strings.Cut(values[0], " ")
+	token = strings.TrimLeft(token, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > maxBearerLen {
+		return "", malformed
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c <= ' ' || c == 0x7f {
+			return "", malformed
+		}
+	}
+	return token, nil
 }
 
 // validate checks the request against the operation: body size (413), JSON syntax and the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -48,6 +49,16 @@ type Config struct {
 	// widget socket) served behind the same middleware as every route: request id, access log,
 	// metrics, error reporting and panic recovery.
 	Mounts []Mount
+	// TrustedProxies are the networks of the reverse proxies in front of the server. Only a
+	// connection from one of them has its X-Forwarded-For (the client address, for rate limits
+	// and sign-in backoff) and X-Forwarded-Proto (https: HSTS) believed; from anyone else they
+	// are ignored. Empty: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
+	// HSTSMaxAge is the max-age of Strict-Transport-Security, sent when the client reached us over
+	// HTTPS. Default DefaultHSTSMaxAge; negative sends none.
+	HSTSMaxAge time.Duration
+	// RateLimits are the request budgets (see RateLimits); zero values take the defaults.
+	RateLimits RateLimits
 }
 
 // Mount is a handler served at Pattern (a chi pattern such as "/widget.js" or "/demo/*") for
@@ -60,6 +71,9 @@ type Mount struct {
 	Methods []string
 	Handler http.Handler
 	Func    func(w http.ResponseWriter, r *http.Request) error
+	// CrossOrigin marks a resource other sites load (the widget script): it is answered with
+	// Cross-Origin-Resource-Policy: cross-origin instead of same-origin. It grants no CORS access.
+	CrossOrigin bool
 }
 
 func (c *Config) setDefaults() {
@@ -75,6 +89,10 @@ func (c *Config) setDefaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
+	if c.HSTSMaxAge == 0 {
+		c.HSTSMaxAge = DefaultHSTSMaxAge
+	}
+	c.RateLimits.setDefaults()
 }
 
 // Validate reports every problem with the configuration.
@@ -93,6 +111,12 @@ func (c Config) Validate() error {
 	if c.HealthTimeout < 0 {
 		errs = append(errs, errors.New("httpapi: HealthTimeout must not be negative"))
 	}
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			errs = append(errs, errors.New("httpapi: a trusted proxy network is invalid"))
+		}
+	}
+	errs = append(errs, c.RateLimits.validate())
 	return errors.Join(errs...)
 }
 
@@ -103,6 +127,7 @@ type Server struct {
 	router     chi.Router
 	contract   *contract
 	registered map[string]bool
+	budgets    map[string]*budget // ratelimit.go; nil: no limits
 }
 
 // NewServer builds the router with its middleware and routes.
@@ -115,8 +140,11 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, contract: c, registered: map[string]bool{}}
+	s := &Server{cfg: cfg, logger: cfg.Logger, contract: c, registered: map[string]bool{}, budgets: newBudgets(cfg.RateLimits, cfg.Now)}
 	r := chi.NewRouter()
+	// The client (clientip.go) and the security headers (security_headers.go) come first, so
+	// every answer — 404, 405 and panics included — has them.
+	r.Use(clientMiddleware(cfg.TrustedProxies), securityHeaders(cfg.HSTSMaxAge))
 	r.Use(requestID(cfg.TrustRequestID), accessLog(cfg.Logger, cfg.Now, cfg.Metrics))
 	if cfg.ReportError != nil {
 		r.Use(withErrorReporter(cfg.ReportError))
@@ -142,6 +170,9 @@ func NewServer(cfg Config) (*Server, error) {
 		h := m.Handler
 		if m.Func != nil {
 			h = s.mountFunc(m.Func)
+		}
+		if m.CrossOrigin {
+			h = crossOriginResource(h)
 		}
 		if len(m.Methods) == 0 {
 			r.Handle(m.Pattern, h)
