@@ -71,7 +71,7 @@ var version = "dev"
 
 // newLogger builds the process logger: readable text in development, JSON in production.
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
-	return newLoggerAt(cfg, w, 0)
+	return newLoggerAt(cfg, w, slog.LevelDebug) // the configured level alone decides
 }
 
 // newLoggerAt is newLogger with the level raised to at least minLevel: the embedded servers log

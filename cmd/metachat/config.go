@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/metachat/metachat/adapters/httpapi"
 )
 
 // Config is everything `metachat` reads from its environment and flags. Environment variables use
@@ -53,6 +56,19 @@ type Config struct {
 	// Demo sets up a demo tenant with a widget and serves it at /demo, in development only (never
 	// in production). Default true. METACHAT_DEMO.
 	Demo bool
+	// TLSCertFile and TLSKeyFile, given together, make serve answer HTTPS itself with that
+	// certificate chain and private key (PEM files, re-read when they change).
+	// METACHAT_TLS_CERT_FILE, METACHAT_TLS_KEY_FILE.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TrustedProxies are the networks of the reverse proxies in front of serve: only their
+	// X-Forwarded-For and X-Forwarded-Proto are believed. METACHAT_TRUSTED_PROXIES, a
+	// comma-separated list of CIDR networks or addresses.
+	TrustedProxies []netip.Prefix
+	// RateLimits are the request budgets: METACHAT_RATE_LIMITS=off switches them all off;
+	// METACHAT_RATE_LIMIT_API, _LOGIN, _SIGNUP, _WIDGET_SESSION and _SEND set one each
+	// ("600/1m", or "off").
+	RateLimits httpapi.RateLimits
 }
 
 // envVars names the environment variable of each setting, in the order help lists them.
@@ -73,6 +89,15 @@ var envVars = []struct{ name, flag, help string }{
 	{"METACHAT_SHUTDOWN_TIMEOUT", "shutdown-timeout", "graceful shutdown bound"},
 	{"METACHAT_RYW_TIMEOUT", "ryw-timeout", "read-your-writes wait bound"},
 	{"METACHAT_DEMO", "", "set up a demo tenant and serve its widget at /demo (development only; default true)"},
+	{"METACHAT_TLS_CERT_FILE", "", "certificate chain (PEM): serve HTTPS itself, with METACHAT_TLS_KEY_FILE"},
+	{"METACHAT_TLS_KEY_FILE", "", "private key (PEM) of METACHAT_TLS_CERT_FILE"},
+	{"METACHAT_TRUSTED_PROXIES", "", "CIDR networks of the reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated)"},
+	{"METACHAT_RATE_LIMITS", "", "off switches every request budget off (default on)"},
+	{"METACHAT_RATE_LIMIT_API", "", "general budget per API key, user or client address (default 1200/1m; off)"},
+	{"METACHAT_RATE_LIMIT_LOGIN", "", "sign-in budget per client address (default 20/1m; off)"},
+	{"METACHAT_RATE_LIMIT_SIGNUP", "", "sign-up budget per client address (default 20/1h; off)"},
+	{"METACHAT_RATE_LIMIT_WIDGET_SESSION", "", "widget session budget per client address (default 120/1m; off)"},
+	{"METACHAT_RATE_LIMIT_SEND", "", "message send budget per API key or user (default 600/1m; off)"},
 }
 
 // defaultConfig returns the configuration with every default filled in.
@@ -110,6 +135,38 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	str("METACHAT_JWT_SIGNING_KEY_FILE", &c.SigningKeyFile)
 	str("METACHAT_API_KEY_PEPPER_FILE", &c.APIKeyPepperFile)
 	str("NATS_URL", &c.NATSURL)
+	str("METACHAT_TLS_CERT_FILE", &c.TLSCertFile)
+	str("METACHAT_TLS_KEY_FILE", &c.TLSKeyFile)
+	if v := getenv("METACHAT_TRUSTED_PROXIES"); v != "" {
+		p, err := httpapi.ParseTrustedProxies(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("METACHAT_TRUSTED_PROXIES: %w", err))
+		}
+		c.TrustedProxies = p
+	}
+	if v := getenv("METACHAT_RATE_LIMITS"); v != "" {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "off":
+			c.RateLimits.Disabled = true
+		case "on":
+		default:
+			errs = append(errs, fmt.Errorf("METACHAT_RATE_LIMITS=%q: on or off", v))
+		}
+	}
+	for _, b := range []struct {
+		name string
+		dst  *httpapi.Rate
+	}{{"METACHAT_RATE_LIMIT_API", &c.RateLimits.API}, {"METACHAT_RATE_LIMIT_LOGIN", &c.RateLimits.Login},
+		{"METACHAT_RATE_LIMIT_SIGNUP", &c.RateLimits.Signup}, {"METACHAT_RATE_LIMIT_WIDGET_SESSION", &c.RateLimits.WidgetSession},
+		{"METACHAT_RATE_LIMIT_SEND", &c.RateLimits.Send}} {
+		if v := getenv(b.name); v != "" {
+			r, err := httpapi.ParseRate(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", b.name, err))
+			}
+			*b.dst = r
+		}
+	}
 	if v := getenv("METACHAT_NATS_REPLICAS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -198,6 +255,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReadYourWritesTimeout <= 0 || c.ReadYourWritesTimeout > time.Minute {
 		bad("METACHAT_RYW_TIMEOUT=%s: must be between 0 and 1m", c.ReadYourWritesTimeout)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("METACHAT_TLS_CERT_FILE and METACHAT_TLS_KEY_FILE: give both or neither")
 	}
 	return errors.Join(errs...)
 }

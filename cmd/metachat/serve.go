@@ -38,6 +38,13 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkProductionSecrets(cfg, sec); err != nil { // hardening.go
+		return err
+	}
+	tlsConfig, err := serverTLS(cfg, logger)
+	if err != nil {
+		return err
+	}
 	in, err := startInfra(ctx, cfg, logger, newLoggerAt(cfg, logOut, slog.LevelWarn), true)
 	if err != nil {
 		return err
@@ -123,6 +130,9 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Health:        a.healthChecks(in.nc),
 		Metrics:       obs.http,
 		ReportError:   obs.reportError(),
+
+		TrustedProxies: cfg.TrustedProxies,
+		RateLimits:     cfg.RateLimits,
 	})
 	if err != nil {
 		return err
@@ -136,13 +146,28 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
+		// The server's own complaints (TLS handshakes that fail: scanners, plain HTTP on the
+		// TLS port) are noise at any level above debug.
+		ErrorLog:  slog.NewLogLogger(logger.With("component", "http-server").Handler(), slog.LevelDebug),
+		TLSConfig: tlsConfig,
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		start("http", func() error { return srv.ServeTLS(ln, "", "") })
+	} else {
+		start("http", func() error { return srv.Serve(ln) })
+		if cfg.Env == "production" && len(cfg.TrustedProxies) == 0 {
+			logger.Warn("serving plain HTTP with no trusted proxy: set METACHAT_TLS_CERT_FILE and METACHAT_TLS_KEY_FILE, or METACHAT_TRUSTED_PROXIES for a TLS-terminating proxy")
+		}
+	}
+	if cfg.Env == "production" {
+		warnSecretFileModes(cfg, logger) // hardening.go
 	}
 
-	start("http", func() error { return srv.Serve(ln) })
 	start("metrics", func() error { return ops.srv.Serve(ops.ln) })
 	start("dependency checks", func() error { return ops.monitor.Run(workCtx) })
-	logger.Info("metachat serving", "url", "http://"+ln.Addr().String(), "health", "http://"+ln.Addr().String()+"/api/health",
+	logger.Info("metachat serving", "url", scheme+"://"+ln.Addr().String(), "health", scheme+"://"+ln.Addr().String()+"/api/health",
 		"metrics", "http://"+ops.ln.Addr().String()+"/metrics")
 
 	var runErr error

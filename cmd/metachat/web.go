@@ -37,7 +37,7 @@ func webMounts(ctx context.Context, cfg Config, svc *services, gateway *socket.G
 	get := []string{http.MethodGet, http.MethodHead}
 	return []httpapi.Mount{
 		{Pattern: "/api/v1/widget/ws", Methods: []string{http.MethodGet}, Func: gateway.Serve},
-		{Pattern: "/widget.js", Methods: get, Handler: ui.WidgetScript()},
+		{Pattern: "/widget.js", Methods: get, Handler: ui.WidgetScript(), CrossOrigin: true},
 		{Pattern: "/demo", Methods: get, Handler: ui.DemoPage()},
 		{Pattern: "/demo.css", Methods: get, Handler: ui.DemoStyles()},
 	}, nil
