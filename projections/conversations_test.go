@@ -328,11 +328,13 @@ func TestConversationProjectionApplyBatch(t *testing.T) {
 	}
 	closed := domain.ConversationStatusClosed
 	for i := range 30 {
-		c := convs[(i*7)%len(convs)]
+		n := (i * 7) % len(convs)
+		c := convs[n]
 		switch i {
 		case 10:
 			w.do(t, c[0], c[1], domain.UpdateConversation{Status: &closed, SetAssignee: true, AssigneeID: uuid.NewString(), At: at})
-			w.sendAs(t, c[0], c[1], fmt.Sprint("reopen ", i), at.Add(time.Duration(i)*time.Second), domain.Author{Type: domain.AuthorContact, ID: "c"})
+			// The conversation's own contact writes, which reopens it.
+			w.sendAs(t, c[0], c[1], fmt.Sprint("reopen ", i), at.Add(time.Duration(i)*time.Second), domain.Author{Type: domain.AuthorContact, ID: fmt.Sprint("c", n)})
 		default:
 			w.send(t, c[0], c[1], fmt.Sprint("m", i), at.Add(time.Duration(i)*time.Second))
 		}
