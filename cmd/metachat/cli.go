@@ -57,6 +57,9 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) (*cobra.Co
 	root.AddCommand(
 		newServeCmd(&cfg),
 		newProjectionsCmd(&cfg),
+	)
+	root.AddCommand(newRoleCmds(&cfg)...)
+	root.AddCommand(
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -51,18 +51,27 @@ type faultWorld struct {
 	pgCfg   pgserver.Config
 	pg      *pgserver.Server
 	mu      sync.Mutex
-	serve   *exec.Cmd
-	exited  chan error
+	procs   map[string]*proc // by command: serve, or api and worker
 	logs    *safeBuffer
 }
 
-func startFaultWorld(t *testing.T) *faultWorld {
+// proc is one running metachat process.
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan error
+	addr   string
+}
+
+// startFaultWorld starts NATS, Postgres and the given metachat commands ("serve", or "api" and
+// "worker").
+func startFaultWorld(t *testing.T, commands ...string) *faultWorld {
 	t.Helper()
 	bin, err := buildOnce()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &faultWorld{t: t, bin: bin, dataDir: dataDir(t), addr: freeAddr(t), metrics: freeAddr(t), logs: &safeBuffer{}}
+	w := &faultWorld{t: t, bin: bin, dataDir: dataDir(t), addr: freeAddr(t), metrics: freeAddr(t), logs: &safeBuffer{},
+		procs: map[string]*proc{}}
 	w.natsDir = filepath.Join(filepath.Dir(w.dataDir), "nats")
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	natsPort, _ := strconv.Atoi(port)
@@ -73,13 +82,17 @@ func startFaultWorld(t *testing.T) *faultWorld {
 	w.pgCfg = pgserver.Config{DataDir: filepath.Join(filepath.Dir(w.dataDir), "pg"), Port: pgPort, NoSync: true}
 	w.startPostgres()
 	t.Cleanup(func() {
-		w.killServe()
+		for name := range w.procs {
+			w.kill(name)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = w.pg.Stop(ctx)
 		w.natsSrv.Shutdown()
 	})
-	w.startServe()
+	for _, c := range commands {
+		w.start(c)
+	}
 	return w
 }
 
@@ -103,11 +116,28 @@ func (w *faultWorld) startPostgres() {
 	w.pg = s
 }
 
-func (w *faultWorld) startServe() {
+// start runs `metachat <command>` ("serve", "api" or "worker") and waits until it is healthy. The
+// API (serve or api) listens on w.addr; a worker on an address of its own, on the same one each
+// time it starts.
+func (w *faultWorld) start(command string) {
 	w.t.Helper()
-	cmd := exec.Command(w.bin, "serve")
-	cmd.Env = append(filteredEnv(), "METACHAT_HTTP_ADDR="+w.addr, "METACHAT_DATA_DIR="+w.dataDir,
-		"METACHAT_METRICS_ADDR="+w.metrics, "NATS_URL="+w.natsSrv.ClientURL(), "DATABASE_URL="+w.pg.URL(),
+	w.mu.Lock()
+	p := w.procs[command]
+	if p == nil {
+		p = &proc{addr: w.addr}
+		if command == "worker" {
+			p.addr = freeAddr(w.t)
+		}
+		w.procs[command] = p
+	}
+	w.mu.Unlock()
+	metrics := w.metrics
+	if command == "worker" {
+		metrics = "127.0.0.1:0"
+	}
+	cmd := exec.Command(w.bin, command)
+	cmd.Env = append(filteredEnv(), "METACHAT_HTTP_ADDR="+p.addr, "METACHAT_DATA_DIR="+w.dataDir,
+		"METACHAT_METRICS_ADDR="+metrics, "NATS_URL="+w.natsSrv.ClientURL(), "DATABASE_URL="+w.pg.URL(),
 		"METACHAT_DEMO=false", "METACHAT_LOG_LEVEL=warn")
 	cmd.Stdout, cmd.Stderr = w.logs, w.logs
 	if err := cmd.Start(); err != nil {
@@ -116,16 +146,21 @@ func (w *faultWorld) startServe() {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	w.mu.Lock()
-	w.serve, w.exited = cmd, exited
+	p.cmd, p.exited = cmd, exited
 	w.mu.Unlock()
-	waitHealthy(w.t, "http://"+w.addr+"/api/health", exited, w.logs)
+	waitHealthy(w.t, "http://"+p.addr+"/api/health", exited, w.logs)
 }
 
-// killServe kills the serve process with SIGKILL (no shutdown at all).
-func (w *faultWorld) killServe() {
+// kill kills a process with SIGKILL (no shutdown at all).
+func (w *faultWorld) kill(command string) {
 	w.mu.Lock()
-	cmd, exited := w.serve, w.exited
-	w.serve = nil
+	p := w.procs[command]
+	var cmd *exec.Cmd
+	var exited chan error
+	if p != nil {
+		cmd, exited = p.cmd, p.exited
+		p.cmd = nil
+	}
 	w.mu.Unlock()
 	if cmd == nil {
 		return
@@ -404,7 +439,45 @@ func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fault suite runs the binary under faults for a few minutes")
 	}
-	w := startFaultWorld(t)
+	w := startFaultWorld(t, "serve")
+	w.run(t, func(steady func()) {
+		t.Log("fault: SIGKILL metachat serve, then start it again")
+		w.kill("serve")
+		time.Sleep(500 * time.Millisecond)
+		w.start("serve")
+		steady()
+		t.Log("fault: restart NATS")
+		w.restartNATS()
+		steady()
+		t.Log("fault: restart Postgres")
+		w.restartPostgres()
+		steady()
+	})
+}
+
+// TestFaultsSplitRoles: `metachat api` and `metachat worker` as separate processes; the worker
+// (the projectors) is killed with SIGKILL while it applies batches, then started again; the API
+// keeps acknowledging sends meanwhile (their reads wait for the projection up to the
+// read-your-writes timeout), and the read model catches up with nothing lost or doubled.
+func TestFaultsSplitRoles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the fault suite runs the binary under faults for a few minutes")
+	}
+	w := startFaultWorld(t, "worker", "api")
+	w.run(t, func(steady func()) {
+		for range 2 {
+			t.Log("fault: SIGKILL metachat worker mid-batch, then start it again")
+			w.kill("worker")
+			time.Sleep(time.Second)
+			w.start("worker")
+			steady()
+		}
+	})
+}
+
+// run drives the load, calls faults (with a function that lets the load run steadily for a
+// while), stops the load, and verifies.
+func (w *faultWorld) run(t *testing.T, faults func(steady func())) {
 	a := api{base: "http://" + w.addr, http: &http.Client{Timeout: 10 * time.Second}}
 	owner := a.must(t, "POST", "/api/v1/signup", "", map[string]any{"tenant_name": "Faults", "email": "owner@faults.example", "password": "correct-horse-battery"}, nil, 201)
 	token := owner["access_token"].(string)
@@ -442,17 +515,7 @@ func TestFaults(t *testing.T) {
 
 	steady := func() { time.Sleep(3 * time.Second) }
 	steady()
-	t.Log("fault: SIGKILL metachat serve, then start it again")
-	w.killServe()
-	time.Sleep(500 * time.Millisecond)
-	w.startServe()
-	steady()
-	t.Log("fault: restart NATS")
-	w.restartNATS()
-	steady()
-	t.Log("fault: restart Postgres")
-	w.restartPostgres()
-	steady()
+	faults(steady)
 	stopLoad()
 	wg.Wait()
 	stopDrops()

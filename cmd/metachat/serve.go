@@ -28,11 +28,54 @@ func newServeCmd(cfg *Config) *cobra.Command {
 	}
 }
 
-// serve runs until ctx is cancelled (SIGINT or SIGTERM), then shuts down gracefully: stop accepting
-// and drain HTTP, stop the projectors, close the pools, the NATS connection and the servers it
-// started.
+// roles are what one process runs: the API (HTTP, widget sockets, the live hub, read-your-writes
+// waits) and the worker (projectors and reactors such as the document pipeline). `serve` runs both;
+// `api` and `worker` run one each, as separate processes against one NATS and one Postgres.
+type roles struct{ api, worker bool }
+
+func (r roles) name() string {
+	switch {
+	case r.api && r.worker:
+		return "serve"
+	case r.api:
+		return "api"
+	}
+	return "worker"
+}
+
+// newRoleCmds returns the `api` and `worker` commands.
+func newRoleCmds(cfg *Config) []*cobra.Command {
+	mk := func(use, short string, r roles) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return serveRoles(cmd.Context(), *cfg, cmd.ErrOrStderr(), r)
+			},
+		}
+	}
+	return []*cobra.Command{
+		mk("api", "Run only the API: HTTP and widget sockets (needs NATS_URL and DATABASE_URL shared with a worker)", roles{api: true}),
+		mk("worker", "Run only the projectors and reactors (needs NATS_URL and DATABASE_URL shared with the API); its listener answers /api/health only", roles{worker: true}),
+	}
+}
+
+// serve runs the API and the worker in one process.
 func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
-	logger := newLogger(cfg, logOut)
+	return serveRoles(ctx, cfg, logOut, roles{api: true, worker: true})
+}
+
+// serveRoles runs r until ctx is cancelled (SIGINT or SIGTERM), then shuts down gracefully: stop
+// accepting and drain HTTP, stop the projectors, close the pools, the NATS connection and the
+// servers it started.
+func serveRoles(ctx context.Context, cfg Config, logOut io.Writer, r roles) error {
+	if !(r.api && r.worker) && (cfg.NATSURL == "" || cfg.DatabaseURL == "") {
+		return fmt.Errorf("metachat %s runs beside other processes and needs NATS_URL and DATABASE_URL; "+
+			"use metachat serve for the single-process setup with embedded servers", r.name())
+	}
+	logger := newLogger(cfg, logOut).With("role", r.name())
+	if !r.worker {
+		cfg.Demo = false // the demo is set up by a single-process serve only
+	}
 	cfg.resolvePaths()
 	sec, err := loadSecrets(cfg)
 	if err != nil {
@@ -106,20 +149,26 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 			}
 		}()
 	}
-	start("projections", func() error { return a.manager.Run(workCtx) })
-	start("waiter", func() error { return a.waiter.Run(workCtx) })
-	start("live", func() error { return svc.live.Run(workCtx) })
-	start("document pipeline", func() error { return svc.knowledge.RunPipeline(workCtx) })
+	if r.worker {
+		start("projections", func() error { return a.manager.Run(workCtx) })
+		start("document pipeline", func() error { return svc.knowledge.RunPipeline(workCtx) })
+	}
+	if r.api {
+		start("waiter", func() error { return a.waiter.Run(workCtx) })
+		start("live", func() error { return svc.live.Run(workCtx) })
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on METACHAT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
 	defer ln.Close()
-	mounts, err := webMounts(ctx, cfg, svc, gateway, ln.Addr(), logger) // web.go
-	if err != nil {
-		return err
+	var mounts []httpapi.Mount
+	if r.api {
+		if mounts, err = webMounts(ctx, cfg, svc, gateway, ln.Addr(), logger); err != nil { // web.go
+			return err
+		}
 	}
-	api, err := httpapi.NewServer(httpapi.Config{
+	hcfg := httpapi.Config{
 		Auth:          svc.identity,
 		Identity:      svc.identity,
 		Conversations: svc.conversations,
@@ -133,7 +182,11 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimits:     cfg.RateLimits,
-	})
+	}
+	if !r.api { // a worker's listener answers /api/health (and the contract) only
+		hcfg.Auth, hcfg.Identity, hcfg.Conversations, hcfg.Widgets, hcfg.Knowledge = nil, nil, nil, nil, nil
+	}
+	api, err := httpapi.NewServer(hcfg)
 	if err != nil {
 		return err
 	}
@@ -164,7 +217,6 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 	if cfg.Env == "production" {
 		warnSecretFileModes(cfg, logger) // hardening.go
 	}
-
 	start("metrics", func() error { return ops.srv.Serve(ops.ln) })
 	start("dependency checks", func() error { return ops.monitor.Run(workCtx) })
 	logger.Info("metachat serving", "url", scheme+"://"+ln.Addr().String(), "health", scheme+"://"+ln.Addr().String()+"/api/health",
