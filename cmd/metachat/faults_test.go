@@ -324,8 +324,11 @@ func (c *socketClient) connect(ctx context.Context, lastSeq uint64) (*websocket.
 		body["visitor_id"], body["conversation_id"] = c.visitor, c.conv
 	}
 	status, b, err := c.a.do(ctx, "POST", "/api/v1/widget/sessions?widget_id="+c.widgetID, "", body, map[string]string{"Origin": faultOrigin})
-	if err != nil || status != 201 {
-		return nil, fmt.Errorf("session: %d %v %s", status, err, b)
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	if status != 201 {
+		return nil, fmt.Errorf("session: %d %s", status, b)
 	}
 	var s struct {
 		Token          string `json:"token"`

@@ -68,7 +68,7 @@ func serve(ctx context.Context, cfg Config, logOut io.Writer) error {
 // accepting and drain HTTP, stop the projectors, close the pools, the NATS connection and the
 // servers it started.
 func serveRoles(ctx context.Context, cfg Config, logOut io.Writer, r roles) error {
-	if !(r.api && r.worker) && (cfg.NATSURL == "" || cfg.DatabaseURL == "") {
+	if (!r.api || !r.worker) && (cfg.NATSURL == "" || cfg.DatabaseURL == "") {
 		return fmt.Errorf("metachat %s runs beside other processes and needs NATS_URL and DATABASE_URL; "+
 			"use metachat serve for the single-process setup with embedded servers", r.name())
 	}
