@@ -265,12 +265,16 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, out any)
 }
 
 // retryAfter parses a Retry-After header: seconds, or an HTTP date.
+// maxRetryAfterSeconds bounds a Retry-After in seconds (a day; callers cap the wait further).
+const maxRetryAfterSeconds = 86400
+
 func retryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
 	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
+		// Bounded before the multiplication, which would overflow for absurd values.
+		return time.Duration(min(s, maxRetryAfterSeconds)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		return t.Sub(now)
