@@ -24,6 +24,9 @@ const (
 	MaxWidgetSessionTTL = time.Hour
 	// MinWidgetSecretLen is the shortest accepted server secret, in bytes.
 	MinWidgetSecretLen = 32
+	// WidgetNonceTTL is how long the nonce store must keep a spent session nonce: longer than a
+	// token lives with the default lifetime, clock skew included on both sides.
+	WidgetNonceTTL = DefaultWidgetSessionTTL + 2*DefaultClockSkew
 )
 
 // WidgetsConfig configures a Widgets service.
@@ -44,7 +47,7 @@ type WidgetsConfig struct {
 	Secret []byte
 	// Nonces records the nonces of session tokens spent on a socket handshake, for every
 	// instance (eventstore.JetStream.NewOnce); its entries must live at least SessionTTL plus
-	// ClockSkew.
+	// twice ClockSkew (WidgetNonceTTL with the defaults).
 	Nonces eventstore.Once
 	// SessionTTL is the lifetime of a session token. Default DefaultWidgetSessionTTL.
 	SessionTTL time.Duration
@@ -167,21 +170,9 @@ func UserHash(identitySecret, userID string) string {
 // now is the service clock in UTC.
 func (w *Widgets) now() time.Time { return w.cfg.Now().UTC() }
 
-// requireWidgetManager checks that p may configure widgets: owners and admins.
-func requireWidgetManager(p domain.Principal) error {
-	return requireManager(p)
-}
-
-// widgetFromRow is the API view of a widget row.
-func (w *Widgets) widgetFromRow(r projections.Widget) Widget {
-	return Widget{ID: r.ID, Settings: r.Settings, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		IdentitySecret: w.identitySecret(r.ID)}
-}
-
-// widgetFromState is the API view of a decided widget.
-func (w *Widgets) widgetFromState(s domain.Widget) Widget {
-	return Widget{ID: s.ID, Settings: s.Settings, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
-		IdentitySecret: w.identitySecret(s.ID)}
+// view is the API view of a widget, with its identity secret.
+func (w *Widgets) view(id string, s domain.WidgetSettings, createdAt, updatedAt time.Time) Widget {
+	return Widget{ID: id, Settings: s, CreatedAt: createdAt, UpdatedAt: updatedAt, IdentitySecret: w.identitySecret(id)}
 }
 
 // waitFor returns once the widgets read model has applied seq (the public routes read it).

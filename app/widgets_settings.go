@@ -38,7 +38,7 @@ type ListWidgetsInput struct {
 // stream sequence of its event. With an idempotency key a retry answers the widget the first
 // request created (as it is now).
 func (w *Widgets) CreateWidget(ctx context.Context, p domain.Principal, settings domain.WidgetSettings, idempotencyKey string) (Widget, uint64, error) {
-	if err := requireWidgetManager(p); err != nil {
+	if err := requireManager(p); err != nil {
 		return Widget{}, 0, err
 	}
 	id, err := identityEntityID(p.TenantID, idempotentWidget, idempotencyKey)
@@ -54,13 +54,13 @@ func (w *Widgets) CreateWidget(ctx context.Context, p domain.Principal, settings
 	if err := w.waitFor(ctx, res.Version); err != nil {
 		return Widget{}, 0, err
 	}
-	return w.widgetFromState(res.State), res.Version, nil
+	return w.view(res.State.ID, res.State.Settings, res.State.CreatedAt, res.State.UpdatedAt), res.Version, nil
 }
 
 // UpdateWidget replaces the settings of a widget of p's tenant (owners and admins). Another
 // tenant's widget is ENOTFOUND.
 func (w *Widgets) UpdateWidget(ctx context.Context, p domain.Principal, widgetID string, settings domain.WidgetSettings) (Widget, uint64, error) {
-	if err := requireWidgetManager(p); err != nil {
+	if err := requireManager(p); err != nil {
 		return Widget{}, 0, err
 	}
 	id, err := canonicalWidgetID(widgetID)
@@ -74,24 +74,24 @@ func (w *Widgets) UpdateWidget(ctx context.Context, p domain.Principal, widgetID
 	if err := w.waitFor(ctx, res.Version); err != nil {
 		return Widget{}, 0, err
 	}
-	return w.widgetFromState(res.State), res.Version, nil
+	return w.view(res.State.ID, res.State.Settings, res.State.CreatedAt, res.State.UpdatedAt), res.Version, nil
 }
 
 // GetWidget returns a widget of p's tenant (owners and admins).
 func (w *Widgets) GetWidget(ctx context.Context, p domain.Principal, id string) (Widget, error) {
-	if err := requireWidgetManager(p); err != nil {
+	if err := requireManager(p); err != nil {
 		return Widget{}, err
 	}
 	row, err := w.reader.Get(ctx, p.TenantID, id)
 	if err != nil {
 		return Widget{}, err
 	}
-	return w.widgetFromRow(row), nil
+	return w.view(row.ID, row.Settings, row.CreatedAt, row.UpdatedAt), nil
 }
 
 // ListWidgets returns a page of p's tenant's widgets, oldest first (owners and admins).
 func (w *Widgets) ListWidgets(ctx context.Context, p domain.Principal, in ListWidgetsInput) (WidgetPage, error) {
-	if err := requireWidgetManager(p); err != nil {
+	if err := requireManager(p); err != nil {
 		return WidgetPage{}, err
 	}
 	limit, err := identityPageLimit(in.Limit)
@@ -113,7 +113,7 @@ func (w *Widgets) ListWidgets(ctx context.Context, p domain.Principal, in ListWi
 			page.NextCursor = encodeIdentityCursor(identityCursor{CreatedAt: last.CreatedAt, ID: last.ID})
 			break
 		}
-		page.Items = append(page.Items, w.widgetFromRow(r))
+		page.Items = append(page.Items, w.view(r.ID, r.Settings, r.CreatedAt, r.UpdatedAt))
 	}
 	return page, nil
 }

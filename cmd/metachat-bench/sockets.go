@@ -40,7 +40,7 @@ func (w *messageWorld) startWidgets(ctx context.Context, conv *app.Conversations
 	if err != nil {
 		return err
 	}
-	nonces, err := w.store.NewOnce(ctx, "bench_widget_nonces", app.DefaultWidgetSessionTTL+2*app.DefaultClockSkew)
+	nonces, err := w.store.NewOnce(ctx, "bench_widget_nonces", app.WidgetNonceTTL)
 	if err != nil {
 		return err
 	}
@@ -153,6 +153,26 @@ func (p *sockPair) close() {
 	_ = p.b.CloseNow()
 }
 
+// sendAndAwait sends a message with client_message_id id on a and waits until b has it.
+func (p *sockPair) sendAndAwait(ctx context.Context, id string) error {
+	ch := make(chan struct{})
+	p.mu.Lock()
+	p.waiting[id] = ch
+	p.mu.Unlock()
+	p.wmu.Lock()
+	err := p.a.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"send","client_message_id":%q,"text":"bench message %s"}`, id, id))
+	p.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("message %s not delivered", id)
+	}
+}
+
 // openPair starts a visitor session and opens two sockets on it (two tabs), both resumed.
 func (w *messageWorld) openPair(ctx context.Context, widgetID string) (*sockPair, error) {
 	s1, err := w.widgets.StartSession(ctx, app.StartSessionInput{WidgetID: widgetID, Origin: sockOrigin})
@@ -233,21 +253,8 @@ func runSocketSends(ctx context.Context, pairs []*sockPair) (latencies, int, tim
 		wg.Go(func() {
 			for n := range jobs {
 				p := pairs[rand.IntN(len(pairs))]
-				id := fmt.Sprintf("bench-sock-%d", n)
-				ch := make(chan struct{})
-				p.mu.Lock()
-				p.waiting[id] = ch
-				p.mu.Unlock()
-				frame := fmt.Appendf(nil, `{"type":"send","client_message_id":%q,"text":"Hello from the bench, message %d"}`, id, n)
 				t0 := time.Now()
-				err := p.a.Write(ctx, websocket.MessageText, frame)
-				if err == nil {
-					select {
-					case <-ch:
-					case <-time.After(10 * time.Second):
-						err = fmt.Errorf("message %s not delivered", id)
-					}
-				}
+				err := p.sendAndAwait(ctx, fmt.Sprintf("bench-sock-%d", n))
 				mu.Lock()
 				if err != nil {
 					errs++

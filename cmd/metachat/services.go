@@ -71,8 +71,7 @@ func newServices(ctx context.Context, sec secrets, a *app, nc *nats.Conn, logger
 	if err != nil {
 		return nil, fmt.Errorf("conversations service: %w", err)
 	}
-	// Spent session nonces must outlive the tokens they belong to, clock skew included.
-	nonces, err := a.store.NewOnce(ctx, "metachat_widget_nonces", appsvc.DefaultWidgetSessionTTL+2*appsvc.DefaultClockSkew)
+	nonces, err := a.store.NewOnce(ctx, "metachat_widget_nonces", appsvc.WidgetNonceTTL)
 	if err != nil {
 		return nil, fmt.Errorf("widget session nonces: %w", err)
 	}

@@ -64,7 +64,7 @@ func StartOn(tb testing.TB, core *testkit.Core, pepper []byte) *Stack {
 	}); err != nil {
 		tb.Fatal(err)
 	}
-	if s.Nonces, err = core.Store.NewOnce(context.Background(), "widget_nonces", app.DefaultWidgetSessionTTL+2*app.DefaultClockSkew); err != nil {
+	if s.Nonces, err = core.Store.NewOnce(context.Background(), "widget_nonces", app.WidgetNonceTTL); err != nil {
 		tb.Fatal(err)
 	}
 	s.Widgets = s.NewWidgets(tb, s.Pepper, nil)
