@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/metachat/metachat/domain"
 )
 
@@ -157,8 +155,9 @@ func benchLoad(ctx context.Context, t *table, _ options, logger *slog.Logger) er
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// paced offers rate REST sends per second for d, each at its scheduled time (at most
-// msgMaxInFlight in flight); latency counts from the scheduled time.
+// paced offers perSecond REST sends per second for d, each at its scheduled time whether or not
+// earlier ones were answered (at most msgMaxInFlight in flight), each to a random conversation;
+// latency counts from the scheduled time, so a backlog shows in it.
 func (w *messageWorld) paced(ctx context.Context, token string, perSecond int, d time.Duration) (loadResult, error) {
 	total := int(float64(perSecond) * d.Seconds())
 	interval := time.Second / time.Duration(perSecond)
@@ -214,21 +213,7 @@ func pacedSocketSends(ctx context.Context, pairs []*sockPair, perSecond int, d t
 		}
 		p := pairs[n%len(pairs)]
 		wg.Go(func() {
-			id := fmt.Sprintf("load-%d", n)
-			ch := make(chan struct{})
-			p.mu.Lock()
-			p.waiting[id] = ch
-			p.mu.Unlock()
-			p.wmu.Lock()
-			err := p.a.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"send","client_message_id":%q,"text":"load message %d"}`, id, n))
-			p.wmu.Unlock()
-			if err == nil {
-				select {
-				case <-ch:
-				case <-time.After(10 * time.Second):
-					err = fmt.Errorf("message %s not delivered", id)
-				}
-			}
+			err := p.sendAndAwait(ctx, fmt.Sprintf("load-%d", n))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -69,7 +69,7 @@ func benchMessages(ctx context.Context, t *table, _ options, logger *slog.Logger
 			t.row(auth.name, fmt.Sprintf("%d clients", clients), fmt.Sprint(r.n), fmt.Sprintf("%.0f", r.rate),
 				ms(r.lat.pct(50)), ms(r.lat.pct(99)), fmt.Sprint(r.errors))
 		}
-		r, err := w.openLoop(ctx, auth.token)
+		r, err := w.paced(ctx, auth.token, msgFixedRate, msgFixedDuration) // load.go
 		if err != nil {
 			return err
 		}
@@ -369,46 +369,6 @@ func (w *messageWorld) closedLoop(ctx context.Context, token string, clients int
 		all = append(all, l...)
 	}
 	return loadResult{n: len(all), rate: rate(len(all), elapsed), lat: all, errors: errs.Load()}, nil
-}
-
-// openLoop offers msgFixedRate messages per second for msgFixedDuration, each sent at its
-// scheduled time whether or not earlier ones were answered (at most msgMaxInFlight in flight);
-// latency counts from the scheduled time, so a backlog shows in it.
-func (w *messageWorld) openLoop(ctx context.Context, token string) (loadResult, error) {
-	total := int(msgFixedRate * msgFixedDuration / time.Second)
-	interval := time.Second / msgFixedRate
-	sem := make(chan struct{}, msgMaxInFlight)
-	var (
-		mu   sync.Mutex
-		lat  = make(latencies, 0, total)
-		errs atomic.Int64
-		wg   sync.WaitGroup
-	)
-	start := time.Now()
-	for i := range total {
-		due := start.Add(time.Duration(i) * interval)
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return loadResult{}, ctx.Err()
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := w.send(ctx, token, i); err != nil {
-				errs.Add(1)
-				return
-			}
-			d := time.Since(due)
-			mu.Lock()
-			lat = append(lat, d)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return loadResult{n: len(lat), rate: rate(len(lat), time.Since(start)), lat: lat, errors: errs.Load()}, nil
 }
 
 // waitAlone appends messages with a command handler of its own (no HTTP, no wait) from writers
