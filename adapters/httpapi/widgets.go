@@ -135,17 +135,60 @@ func (s *Server) handleUpdateWidget(w http.ResponseWriter, r *http.Request) {
 // widgetCORS lets exactly a widget's allowed origins read the public widget routes: when the
 // request names a widget (query widget_id) and its Origin is one of that widget's, the answer —
 // success or problem — allows that origin; any other origin gets no CORS headers, so its browser
-// cannot read the answer.
+// cannot read the answer. A successful answer has checked the origin already (the handler allows
+// it, see allowOrigin), so the widget is looked up here only for preflights and for problems.
 func (s *Server) widgetCORS(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Add("Vary", "Origin")
 		origin := r.Header.Get("Origin")
-		if origin != "" && s.cfg.Widgets.AllowedOrigin(r.Context(), r.URL.Query().Get("widget_id"), origin) {
-			w.Header().Set("Access-Control-Allow-Origin", origin)
-			w.Header().Set("Access-Control-Max-Age", "600")
+		allowed := func() bool {
+			return origin != "" && s.cfg.Widgets.AllowedOrigin(r.Context(), r.URL.Query().Get("widget_id"), origin)
 		}
-		next.ServeHTTP(w, r)
+		if r.Method == http.MethodOptions {
+			if allowed() {
+				w.Header().Set("Access-Control-Allow-Origin", origin)
+				w.Header().Set("Access-Control-Max-Age", "600")
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(&corsOnProblem{ResponseWriter: w, allowed: allowed, origin: origin}, r)
 	})
+}
+
+// corsOnProblem allows the origin on a problem answer when the widget allows it, deciding only
+// when the answer is a problem.
+type corsOnProblem struct {
+	http.ResponseWriter
+	allowed func() bool
+	origin  string
+	wrote   bool
+}
+
+func (c *corsOnProblem) WriteHeader(status int) {
+	if !c.wrote {
+		c.wrote = true
+		h := c.Header()
+		if status >= 400 && h.Get("Access-Control-Allow-Origin") == "" && c.allowed() {
+			h.Set("Access-Control-Allow-Origin", c.origin)
+		}
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *corsOnProblem) Write(b []byte) (int, error) {
+	if !c.wrote {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// allowOrigin allows the request's origin on a successful answer of a public widget route: the
+// use case has just checked it against the widget's origins.
+func allowOrigin(w http.ResponseWriter, r *http.Request) {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+	}
 }
 
 // handleWidgetPreflight answers a CORS preflight of a public widget route: 204 with the allowed
@@ -181,6 +224,7 @@ func (s *Server) handleWidgetConfig(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	allowOrigin(w, r)
 	w.Header().Set("Cache-Control", "no-cache")
 	writeJSON(w, http.StatusOK, publicWidgetOut(p))
 }
@@ -220,6 +264,7 @@ func (s *Server) handleStartWidgetSession(w http.ResponseWriter, r *http.Request
 		s.writeError(w, r, err)
 		return
 	}
+	allowOrigin(w, r)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, widgetSessionJSON{Token: sess.Token, VisitorID: sess.VisitorID,
 		ConversationID: sess.ConversationID, ExpiresAt: sess.ExpiresAt.UTC(), Widget: publicWidgetOut(sess.Widget)})
