@@ -109,12 +109,15 @@ type ConversationAssistantChanged struct {
 // MessageSent records one message of a conversation. Seq numbers a conversation's messages 1, 2,
 // 3, … without gaps; ClientMessageID is the sender's de-duplication key, when it gave one.
 type MessageSent struct {
-	MessageID       string    `json:"message_id"`
-	Seq             uint64    `json:"seq"`
-	Text            string    `json:"text"`
-	Author          Author    `json:"author"`
-	ClientMessageID string    `json:"client_message_id,omitempty"`
-	SentAt          time.Time `json:"sent_at"`
+	MessageID       string `json:"message_id"`
+	Seq             uint64 `json:"seq"`
+	Text            string `json:"text"`
+	Author          Author `json:"author"`
+	ClientMessageID string `json:"client_message_id,omitempty"`
+	// Citations are the knowledge chunks a bot's reply draws on (none for other messages). An
+	// optional field added to schema version 1: older payloads have none, older readers ignore it.
+	Citations []Citation `json:"citations,omitempty"`
+	SentAt    time.Time  `json:"sent_at"`
 }
 
 // EventType implements Event.
@@ -174,6 +177,8 @@ type Conversation struct {
 	Exists  bool
 	// clientMessages maps each client_message_id given so far to its message.
 	clientMessages clientIndex
+	// assistantReplies maps each message the assistant answered to its reply.
+	assistantReplies clientIndex
 }
 
 // ClientMessage returns the message sent earlier with a client_message_id, if any.
@@ -260,6 +265,9 @@ func evolveConversation(s Conversation, e Event) Conversation {
 		s.AssigneeID = ""
 	case *ConversationAssistantChanged:
 		s.AssistantEnabled = e.Enabled
+	case *RetrievalPerformed:
+		// Recorded with its reply, in the same append, just before the reply's message.sent.
+		s.assistantReplies = s.assistantReplies.with(e.MessageID, MessageRef{ID: e.ReplyMessageID, Seq: s.LastSeq + 1})
 	case *MessageSent:
 		s.LastSeq = e.Seq
 		s.LastMessageAt = e.SentAt
@@ -278,6 +286,10 @@ func decideConversation(s Conversation, c ConversationCommand) ([]Event, error) 
 		return decideConvUpdate(s, c)
 	case SendMessage:
 		return decideConvSend(s, c)
+	case ReplyAsAssistant:
+		return decideAssistantReply(s, c)
+	case InspectConversation:
+		return nil, nil
 	default:
 		return nil, Errorf(EINVALID, "Unknown conversation command.")
 	}

@@ -10,6 +10,7 @@ func Events() []EventDef {
 	defs = append(defs, ConversationEventDefs()...)
 	defs = append(defs, WidgetEventDefs()...)
 	defs = append(defs, DocumentEventDefs()...)
+	defs = append(defs, AssistantEventDefs()...)
 	return defs
 }
 
