@@ -1,8 +1,9 @@
 // Package openai is a client for OpenAI-compatible HTTP APIs (OpenAI itself, Azure-style
-// gateways, vLLM, Ollama, LiteLLM, …): embeddings today, as a projections.Embedder. Every call has
-// a timeout; 429 and 5xx answers and network failures are retried with exponential backoff,
-// honouring Retry-After; what still fails is a domain EUNAVAILABLE error, so the knowledge
-// projection retries it later instead of stopping.
+// gateways, vLLM, Ollama, LiteLLM, …): embeddings (Client, a projections.Embedder) and chat
+// completions (Chat, an app.ChatModel). Every call has a timeout; 429 and 5xx answers and network
+// failures are retried with exponential backoff, honouring Retry-After (but never waiting past the
+// caller's deadline); what still fails is a domain EUNAVAILABLE error, so the knowledge projection
+// retries it later instead of stopping and the assistant sends its fallback reply.
 package openai
 
 import (
@@ -105,9 +106,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Client calls an OpenAI-compatible API. It is safe for concurrent use.
+// Client calls an OpenAI-compatible embeddings API. It is safe for concurrent use.
 type Client struct {
-	cfg Config
+	cfg  Config
+	call *caller
 }
 
 var _ projections.Embedder = (*Client)(nil)
@@ -119,7 +121,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	cfg.setDefaults()
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	return &Client{cfg: cfg}, nil
+	return &Client{cfg: cfg, call: &caller{baseURL: cfg.BaseURL, apiKey: cfg.APIKey, timeout: cfg.Timeout,
+		maxRetries: cfg.MaxRetries, minBackoff: cfg.MinBackoff, maxBackoff: cfg.MaxBackoff, http: cfg.HTTPClient,
+		log: cfg.Logger}}, nil
 }
 
 // Name implements projections.Embedder: "openai:<model>@<dimensions>".
@@ -148,7 +152,7 @@ func (c *Client) Embed(ctx context.Context, texts []string) ([][]float32, error)
 	for start := 0; start < len(texts); start += c.cfg.BatchSize {
 		batch := texts[start:min(start+c.cfg.BatchSize, len(texts))]
 		var resp embeddingsResponse
-		if err := c.post(ctx, "/embeddings", embeddingsRequest{Model: c.cfg.Model, Input: batch}, &resp); err != nil {
+		if err := c.call.post(ctx, "/embeddings", embeddingsRequest{Model: c.cfg.Model, Input: batch}, jsonInto(&resp)); err != nil {
 			return nil, err
 		}
 		vecs := make([][]float32, len(batch))
@@ -182,15 +186,32 @@ type statusError struct {
 
 func (e *statusError) Error() string { return fmt.Sprintf("status %d: %s", e.status, e.body) }
 
-// post sends one JSON request with retries and decodes the answer into out.
-func (c *Client) post(ctx context.Context, path string, in, out any) error {
+// caller sends requests to an OpenAI-compatible API: a timeout per attempt, and retries of 429,
+// 5xx and network failures with exponential backoff and jitter, honouring Retry-After.
+type caller struct {
+	baseURL, apiKey        string
+	timeout                time.Duration
+	maxRetries             int
+	minBackoff, maxBackoff time.Duration
+	http                   *http.Client
+	log                    *slog.Logger
+}
+
+// jsonInto decodes an answer's JSON body into out.
+func jsonInto(out any) func([]byte) error {
+	return func(b []byte) error { return json.Unmarshal(b, out) }
+}
+
+// post sends one JSON request with retries and decodes a successful answer's body with decode; an
+// answer decode refuses counts as a failed attempt (502).
+func (c *caller) post(ctx context.Context, path string, in any, decode func([]byte) error) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("encode request: %w", err)
 	}
 	var last error
 	for attempt := 0; ; attempt++ {
-		err := c.attempt(ctx, path, body, out)
+		err := c.attempt(ctx, path, body, decode)
 		if err == nil {
 			return nil
 		}
@@ -212,15 +233,19 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 			}
 			return &domain.Error{Code: domain.EINVALID, Message: "The model service refused the request.", Err: err}
 		}
-		if attempt >= c.cfg.MaxRetries {
+		if attempt >= c.maxRetries {
 			return unavailable(fmt.Errorf("after %d attempts: %w", attempt+1, last))
 		}
 		if wait <= 0 {
-			wait = c.cfg.MinBackoff << min(attempt, 16)
+			wait = c.minBackoff << min(attempt, 16)
 			wait = wait/2 + rand.N(wait/2+1)
 		}
-		wait = min(wait, c.cfg.MaxBackoff)
-		c.cfg.Logger.WarnContext(ctx, "model service call failed; retrying", "path", path, "attempt", attempt+1, "retry_in", wait, "err", err)
+		wait = min(wait, c.maxBackoff)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			// Waiting would outlast the caller: fail now rather than at the deadline.
+			return unavailable(fmt.Errorf("retry in %s is past the deadline: %w", wait, last))
+		}
+		c.log.WarnContext(ctx, "model service call failed; retrying", "path", path, "attempt", attempt+1, "retry_in", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -231,18 +256,18 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 	}
 }
 
-func (c *Client) attempt(ctx context.Context, path string, body []byte, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+func (c *caller) attempt(ctx context.Context, path string, body []byte, decode func([]byte) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.BaseURL+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL+path, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.cfg.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	}
-	resp, err := c.cfg.HTTPClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", path, err)
 	}
@@ -252,13 +277,13 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte, out any)
 		return fmt.Errorf("read answer of %s: %w", path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		msg := string(b)
+		msg := errorMessage(b)
 		if len(msg) > 300 {
-			msg = msg[:300]
+			msg = strings.ToValidUTF8(msg[:300], "")
 		}
 		return &statusError{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()), body: msg}
 	}
-	if err := json.Unmarshal(b, out); err != nil {
+	if err := decode(b); err != nil {
 		return &statusError{status: http.StatusBadGateway, body: "malformed answer: " + err.Error()}
 	}
 	return nil
@@ -280,4 +305,27 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// errorMessage is the message of an OpenAI error body ({"error": {"message", "type", "code"}}),
+// or the body itself when it is not one.
+func errorMessage(b []byte) string {
+	var e struct {
+		Error *struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+			Code    any    `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &e) != nil || e.Error == nil || e.Error.Message == "" {
+		return string(b)
+	}
+	msg := e.Error.Message
+	if e.Error.Type != "" {
+		msg = e.Error.Type + ": " + msg
+	}
+	if e.Error.Code != nil {
+		msg += fmt.Sprintf(" (code %v)", e.Error.Code)
+	}
+	return msg
 }
