@@ -16,7 +16,7 @@ import (
 // KnowledgeReadModel is the name of the knowledge read model.
 const KnowledgeReadModel = "knowledge"
 
-// KnowledgeProjection keeps two tables from the document events:
+// KnowledgeProjection keeps these tables from the document events:
 //
 //   - documents (tenant_id, document_id, upload_id, title, filename, content_type, format, size,
 //     sha256, status, chunk_count, error, created_at, updated_at, version): one row per document
@@ -24,8 +24,11 @@ const KnowledgeReadModel = "knowledge"
 //   - knowledge_chunks (tenant_id, document_id, upload_id, chunk_id, ordinal, title, heading,
 //     text, embedder, embedding vector(D), tsv): the retrievable passages, with an HNSW index on
 //     the embedding (cosine) and a GIN index on the full-text vector;
-//   - knowledge_terms (tenant_id, lexeme, chunk_id): each chunk's full-text lexemes, the
-//     candidates of full-text search that row-level security lets Postgres find by index.
+//   - knowledge_terms (tenant_id, lexeme, impact, chunk_id): each chunk's full-text lexemes with
+//     their BM25 term weight (impact), indexed by lexeme and impact: the candidates of full-text
+//     search, which row-level security lets Postgres find by index (it cannot use the GIN index);
+//   - knowledge_lexemes (tenant_id, lexeme, df) and knowledge_stats (tenant_id, chunks): the
+//     document frequencies and chunk counts of BM25's inverse document frequency.
 //
 // The chunks' texts come from document.chunked events; their embeddings are computed here, with
 // the projection's Embedder, through the shared embedding cache (public.embedding_cache, by
@@ -111,20 +114,36 @@ func (p *KnowledgeProjection) Setup(ctx context.Context, tx pgx.Tx, schema strin
 	if _, err := tx.Exec(ctx, `CREATE INDEX knowledge_chunks_embedding ON `+chunks+` USING hnsw (embedding public.vector_cosine_ops)`); err != nil {
 		return fmt.Errorf("create HNSW index: %w", err)
 	}
-	// The full-text candidates: one row per (lexeme, chunk). Under row-level security Postgres
-	// may not use the GIN index for tsv @@ query (ts_match_vq is not leakproof), but it may use a
-	// btree for lexeme = ANY(…) (texteq is), so search finds the chunks holding a query lexeme
-	// here and ranks only those with @@ and ts_rank_cd.
+	// The full-text index that row-level security lets Postgres use: under RLS Postgres may not
+	// use the GIN index for tsv @@ query (ts_match_vq is not leakproof), but it may use btrees on
+	// text, uuid and real (their operators are). knowledge_terms has one row per (lexeme, chunk)
+	// with the lexeme's BM25 term weight in the chunk (its impact, see termImpact), indexed by
+	// (tenant, lexeme, impact descending) so that search reads each query lexeme's best chunks
+	// first and no more than it needs; knowledge_lexemes has each lexeme's document frequency
+	// and knowledge_stats each tenant's chunk count, for the lexemes' inverse document frequency.
 	terms := pgx.Identifier{schema, "knowledge_terms"}.Sanitize()
+	lexemes := pgx.Identifier{schema, "knowledge_lexemes"}.Sanitize()
+	stats := pgx.Identifier{schema, "knowledge_stats"}.Sanitize()
 	if _, err := tx.Exec(ctx, `CREATE TABLE `+terms+` (
 		tenant_id uuid NOT NULL,
 		lexeme    text NOT NULL,
-		chunk_id  uuid NOT NULL,
-		PRIMARY KEY (tenant_id, lexeme, chunk_id)
+		impact    real NOT NULL,
+		chunk_id  uuid NOT NULL
+	);
+	CREATE UNIQUE INDEX knowledge_terms_impact ON `+terms+` (tenant_id, lexeme, impact DESC, chunk_id);
+	CREATE TABLE `+lexemes+` (
+		tenant_id uuid    NOT NULL,
+		lexeme    text    NOT NULL,
+		df        integer NOT NULL,
+		PRIMARY KEY (tenant_id, lexeme)
+	);
+	CREATE TABLE `+stats+` (
+		tenant_id uuid   NOT NULL PRIMARY KEY,
+		chunks    bigint NOT NULL
 	)`); err != nil {
 		return fmt.Errorf("create knowledge terms: %w", err)
 	}
-	for _, t := range []string{"documents", "knowledge_chunks", "knowledge_terms"} {
+	for _, t := range []string{"documents", "knowledge_chunks", "knowledge_terms", "knowledge_lexemes", "knowledge_stats"} {
 		if err := EnableTenantRLS(ctx, tx, schema, t); err != nil {
 			return err
 		}
@@ -223,19 +242,78 @@ func (p *KnowledgeProjection) applyChunks(ctx context.Context, tx pgx.Tx, schema
 	for i, c := range e.Chunks {
 		ids[i], ords[i], headings[i], bodies[i], lits[i] = c.ChunkID, int32(c.Ordinal), c.Heading, c.Text, VectorLiteral(vecs[i])
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+chunks+` (tenant_id, document_id, upload_id, chunk_id, ordinal, title, heading, text, embedder, embedding)
+	var inserted []string
+	rows, err := tx.Query(ctx, `INSERT INTO `+chunks+` (tenant_id, document_id, upload_id, chunk_id, ordinal, title, heading, text, embedder, embedding)
 		SELECT $1, $2, $3, u.id, u.ord, $4, u.heading, u.body, $5, u.lit::public.vector
 		FROM unnest($6::uuid[], $7::int[], $8::text[], $9::text[], $10::text[]) AS u(id, ord, heading, body, lit)
-		ON CONFLICT (tenant_id, chunk_id) DO NOTHING`,
-		env.TenantID, env.AggregateID, e.UploadID, title, p.emb.Name(), ids, ords, headings, bodies, lits); err != nil {
+		ON CONFLICT (tenant_id, chunk_id) DO NOTHING
+		RETURNING chunk_id::text`,
+		env.TenantID, env.AggregateID, e.UploadID, title, p.emb.Name(), ids, ords, headings, bodies, lits)
+	if err == nil {
+		inserted, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
 		return fmt.Errorf("insert chunks of %s: %w", env.AggregateID, err)
 	}
+	return addTerms(ctx, tx, schema, env.TenantID, inserted, 1)
+}
+
+// BM25's parameters (Robertson and Zaragoza's usual values), and the chunk length, in weighted
+// lexeme occurrences, that length normalisation takes as average: chunks are filled to a bounded
+// size (1,200 bytes, 100-150 occurrences when full), so a fixed reference stands in for the
+// corpus average, and a chunk's impacts do not change when other chunks are added.
+const (
+	bm25K1        = 1.2
+	bm25B         = 0.75
+	bm25RefLength = 100
+	// bm25TitleBoost is how many occurrences one in the title or heading (weight A) counts as.
+	bm25TitleBoost = 3
+)
+
+// termImpactsSQL selects (chunk_id, lexeme, impact) for the chunks of tenant $1 whose ids are in
+// $2: each lexeme's BM25 term weight in the chunk without the IDF factor, tf·(k1+1) / (tf +
+// k1·(1−b+b·len/ref)), where tf counts the lexeme's occurrences (title and heading ones
+// bm25TitleBoost times) and len is the sum of the chunk's tf. The same SQL computes the
+// impacts to insert and the rows to delete, so the stored values are found again exactly.
+func termImpactsSQL(chunks string) string {
+	return `SELECT chunk_id, lexeme, (tf * ` + strconv.FormatFloat(bm25K1+1, 'f', -1, 64) + ` / (tf + ` +
+		strconv.FormatFloat(bm25K1, 'f', -1, 64) + ` * (` + strconv.FormatFloat(1-bm25B, 'f', -1, 64) + ` + ` +
+		strconv.FormatFloat(bm25B, 'f', -1, 64) + ` * len / ` + strconv.Itoa(bm25RefLength) + `)))::real AS impact
+		FROM (SELECT chunk_id, lexeme, tf, sum(tf) OVER (PARTITION BY chunk_id) AS len
+			FROM (SELECT c.chunk_id, u.lexeme, (cardinality(u.positions) +
+					` + strconv.Itoa(bm25TitleBoost-1) + ` * cardinality(array_positions(u.weights, 'A')))::float8 AS tf
+				FROM ` + chunks + ` c, unnest(c.tsv) AS u
+				WHERE c.tenant_id = $1 AND c.chunk_id = ANY ($2::uuid[])) AS occurrences) AS counted`
+}
+
+// addTerms adds (sign 1) or removes (sign −1) the chunks' rows of knowledge_terms and counts
+// them in knowledge_lexemes and knowledge_stats. The chunks must be in knowledge_chunks. A lexeme
+// whose last chunk goes keeps its row with df 0: it has no terms rows, so search never uses it.
+func addTerms(ctx context.Context, tx pgx.Tx, schema, tenantID string, chunkIDs []string, sign int) error {
+	if len(chunkIDs) == 0 {
+		return nil
+	}
+	chunks := pgx.Identifier{schema, "knowledge_chunks"}.Sanitize()
 	terms := pgx.Identifier{schema, "knowledge_terms"}.Sanitize()
-	if _, err := tx.Exec(ctx, `INSERT INTO `+terms+` (tenant_id, lexeme, chunk_id)
-		SELECT c.tenant_id, l.lexeme, c.chunk_id FROM `+chunks+` c, unnest(tsvector_to_array(c.tsv)) AS l(lexeme)
-		WHERE c.tenant_id = $1 AND c.chunk_id = ANY($2::uuid[])
-		ON CONFLICT DO NOTHING`, env.TenantID, ids); err != nil {
-		return fmt.Errorf("insert terms of %s: %w", env.AggregateID, err)
+	lexemes := pgx.Identifier{schema, "knowledge_lexemes"}.Sanitize()
+	stats := pgx.Identifier{schema, "knowledge_stats"}.Sanitize()
+	change := `INSERT INTO ` + terms + ` (tenant_id, lexeme, impact, chunk_id)
+			SELECT $1, lexeme, impact, chunk_id FROM (` + termImpactsSQL(chunks) + `) AS i
+			RETURNING lexeme`
+	if sign < 0 {
+		change = `DELETE FROM ` + terms + ` t USING (` + termImpactsSQL(chunks) + `) AS i
+			WHERE t.tenant_id = $1 AND t.lexeme = i.lexeme AND t.impact = i.impact AND t.chunk_id = i.chunk_id
+			RETURNING t.lexeme`
+	}
+	if _, err := tx.Exec(ctx, `WITH changed AS (`+change+`)
+		INSERT INTO `+lexemes+` AS l (tenant_id, lexeme, df)
+		SELECT $1, lexeme, $3 * count(*) FROM changed GROUP BY lexeme
+		ON CONFLICT (tenant_id, lexeme) DO UPDATE SET df = l.df + excluded.df`, tenantID, chunkIDs, sign); err != nil {
+		return fmt.Errorf("index terms: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+stats+` AS s (tenant_id, chunks) VALUES ($1, $2)
+		ON CONFLICT (tenant_id) DO UPDATE SET chunks = s.chunks + excluded.chunks`, tenantID, sign*len(chunkIDs)); err != nil {
+		return fmt.Errorf("count chunks: %w", err)
 	}
 	return nil
 }
@@ -243,10 +321,16 @@ func (p *KnowledgeProjection) applyChunks(ctx context.Context, tx pgx.Tx, schema
 // deleteChunks removes the event's document's chunks and their terms.
 func deleteChunks(ctx context.Context, tx pgx.Tx, schema string, env domain.Envelope) error {
 	chunks := pgx.Identifier{schema, "knowledge_chunks"}.Sanitize()
-	terms := pgx.Identifier{schema, "knowledge_terms"}.Sanitize()
-	if _, err := tx.Exec(ctx, `DELETE FROM `+terms+` t USING `+chunks+` c
-		WHERE t.tenant_id = $1 AND c.tenant_id = $1 AND c.document_id = $2 AND t.chunk_id = c.chunk_id`,
-		env.TenantID, env.AggregateID); err != nil {
+	rows, err := tx.Query(ctx, `SELECT chunk_id::text FROM `+chunks+` WHERE tenant_id = $1 AND document_id = $2`,
+		env.TenantID, env.AggregateID)
+	var ids []string
+	if err == nil {
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		return fmt.Errorf("read chunks of %s: %w", env.AggregateID, err)
+	}
+	if err := addTerms(ctx, tx, schema, env.TenantID, ids, -1); err != nil {
 		return fmt.Errorf("delete terms of %s: %w", env.AggregateID, err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM `+chunks+` WHERE tenant_id = $1 AND document_id = $2`, env.TenantID, env.AggregateID); err != nil {

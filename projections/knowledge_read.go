@@ -113,7 +113,13 @@ type SearchQuery struct {
 	Candidates int
 	// EfSearch is HNSW's candidate list size (default 100).
 	EfSearch int
+	// PostingsPerLexeme bounds how many chunks full-text search reads per query lexeme, those
+	// where the lexeme weighs most (default DefaultPostingsPerLexeme).
+	PostingsPerLexeme int
 }
+
+// DefaultPostingsPerLexeme is SearchQuery.PostingsPerLexeme's default.
+const DefaultPostingsPerLexeme = 1000
 
 // Search runs a hybrid search over a tenant's chunks: Postgres full-text search
 // (websearch_to_tsquery, ranked by ts_rank_cd) and pgvector cosine distance over the HNSW index
@@ -129,18 +135,30 @@ func (k *Knowledge) Search(ctx context.Context, tenantID string, q SearchQuery) 
 	if q.EfSearch <= 0 {
 		q.EfSearch = 100
 	}
+	if q.PostingsPerLexeme <= 0 {
+		q.PostingsPerLexeme = DefaultPostingsPerLexeme
+	}
 	hits := map[string]*ChunkHit{}
 	err := WithTenant(ctx, k.db, tenantID, func(tx pgx.Tx) error {
-		// Candidates by index from knowledge_terms (see KnowledgeProjection), then matched and
-		// ranked with the full-text operators.
-		rows, err := tx.Query(ctx, `WITH candidates AS (
-				SELECT DISTINCT chunk_id FROM public.knowledge_terms
-				WHERE tenant_id = $1 AND lexeme = ANY (tsvector_to_array(to_tsvector('english', $2))))
+		// BM25 over knowledge_terms (see KnowledgeProjection): each query lexeme's chunks in
+		// descending impact, at most PostingsPerLexeme of them, summed with the lexemes' IDF.
+		rows, err := tx.Query(ctx, `WITH words AS (
+				SELECT l.lexeme, ln(1 + (s.chunks - l.df + 0.5) / (l.df + 0.5)) AS idf
+				FROM public.knowledge_lexemes l JOIN public.knowledge_stats s ON s.tenant_id = $1
+				WHERE l.tenant_id = $1 AND l.df > 0
+					AND l.lexeme = ANY (tsvector_to_array(to_tsvector('english', $2)))),
+			scored AS (
+				SELECT p.chunk_id, sum(w.idf * p.impact) AS score
+				FROM words w CROSS JOIN LATERAL (
+					SELECT t.chunk_id, t.impact FROM public.knowledge_terms t
+					WHERE t.tenant_id = $1 AND t.lexeme = w.lexeme
+					ORDER BY t.impact DESC, t.chunk_id LIMIT $4) AS p
+				GROUP BY p.chunk_id
+				ORDER BY score DESC, p.chunk_id LIMIT $3)
 			SELECT c.document_id::text, c.chunk_id::text, c.title, c.heading, c.text
-			FROM candidates JOIN public.knowledge_chunks c ON c.tenant_id = $1 AND c.chunk_id = candidates.chunk_id,
+			FROM scored JOIN public.knowledge_chunks c ON c.tenant_id = $1 AND c.chunk_id = scored.chunk_id,
 				websearch_to_tsquery('english', $2) AS query
-			WHERE c.tsv @@ query
-			ORDER BY ts_rank_cd(c.tsv, query) DESC, c.chunk_id LIMIT $3`, tenantID, q.Text, q.Candidates)
+			ORDER BY c.tsv @@ query DESC, scored.score DESC, c.chunk_id`, tenantID, q.Text, q.Candidates, q.PostingsPerLexeme)
 		if err != nil {
 			return fmt.Errorf("full-text search: %w", err)
 		}
