@@ -33,8 +33,8 @@ func (r *Runner) applyAll(ctx context.Context, tx pgx.Tx, batch []delivered, res
 	}
 	envs := make([]domain.Envelope, 0, len(batch))
 	for _, d := range batch {
-		if d.seq <= res.checkpoint {
-			continue // applied before: a redelivery
+		if d.seq <= res.checkpoint || !r.wants(d) {
+			continue // applied before (a redelivery), or not this projection's
 		}
 		env, err := eventstore.DecodeMsg(d.msg.Subject(), d.msg.Data(), d.seq)
 		if err != nil {
@@ -62,11 +62,12 @@ func (r *Runner) applyAll(ctx context.Context, tx pgx.Tx, batch []delivered, res
 		return false, fmt.Errorf("release savepoint after batch apply: %w", err)
 	}
 	for _, env := range envs {
-		res.checkpoint = env.Sequence
 		res.applied++
 		if debug {
 			res.events = append(res.events, appliedEvent{id: env.ID, typ: env.Type, correlationID: env.CorrelationID, seq: env.Sequence})
 		}
 	}
+	// The events passed over after the last applied one are behind the checkpoint too.
+	res.checkpoint = max(res.checkpoint, batch[len(batch)-1].seq)
 	return true, nil
 }

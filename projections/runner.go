@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/metachat/metachat/eventstore"
@@ -213,8 +212,13 @@ func (r *Runner) start(ctx context.Context, conn *pgx.Conn) (uint64, error) {
 	return uint64(cp), nil
 }
 
-// loop fetches and applies batches until ctx ends or something stops it.
+// loop takes and applies batches until ctx ends or something stops it.
 func (r *Runner) loop(ctx context.Context, lock *sessionLock, cons jetstream.Consumer) error {
+	f, err := r.subscribe(cons)
+	if err != nil {
+		return err
+	}
+	defer f.stop()
 	lastCheck := time.Now()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -226,7 +230,7 @@ func (r *Runner) loop(ctx context.Context, lock *sessionLock, cons jetstream.Con
 			}
 			lastCheck = time.Now()
 		}
-		msgs, err := r.fetch(ctx, cons)
+		msgs, err := f.next(ctx, r.cfg.Tuning.IdleWait, r.cfg.Tuning.BatchSize)
 		if err != nil {
 			return err
 		}
@@ -237,36 +241,4 @@ func (r *Runner) loop(ctx context.Context, lock *sessionLock, cons jetstream.Con
 			return err
 		}
 	}
-}
-
-// fetch waits up to IdleWait for the next event, then takes whatever else is already available,
-// up to BatchSize in all, without waiting: a batch costs one wait only when the runner is idle.
-func (r *Runner) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.Tuning.IdleWait)
-	first, err := cons.Next(jetstream.FetchContext(wctx))
-	cancel()
-	switch {
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("fetch events: %w", err)
-	}
-	msgs := []jetstream.Msg{first}
-	if r.cfg.Tuning.BatchSize == 1 {
-		return msgs, nil
-	}
-	more, err := cons.FetchNoWait(r.cfg.Tuning.BatchSize - 1)
-	if err != nil {
-		r.log.DebugContext(ctx, "fetch more events", "error", err)
-		return msgs, nil
-	}
-	for m := range more.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := more.Error(); err != nil {
-		r.log.DebugContext(ctx, "fetch more events", "error", err)
-	}
-	return msgs, nil
 }

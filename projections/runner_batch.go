@@ -37,7 +37,9 @@ type poison struct {
 type batchResult struct {
 	checkpoint uint64
 	applied    int
-	poison     *poison
+	// advanced is true when the checkpoint moved: events were applied or passed over.
+	advanced bool
+	poison   *poison
 	// events are the applied events, kept only when the runner logs at debug level.
 	events []appliedEvent
 }
@@ -93,9 +95,22 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 		return batchResult{}, fmt.Errorf("begin batch: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
+	// The batch commits without waiting for its WAL to reach the disk: a read model is rebuilt
+	// from the stream, and a crash of Postgres can only lose the last commits as a whole, read
+	// model and checkpoint together, which the runner then applies again (consumer recreates the
+	// consumer at the checkpoint when it acknowledged past it). One round trip with the lock.
 	var cp int64
-	err = tx.QueryRow(ctx, `SELECT last_seq FROM public.projection_checkpoints
-		WHERE projection = $1 AND generation = $2 FOR UPDATE`, r.name, r.cfg.Generation).Scan(&cp)
+	b := &pgx.Batch{}
+	b.Queue(`SET LOCAL synchronous_commit TO off`)
+	b.Queue(`SELECT last_seq FROM public.projection_checkpoints
+		WHERE projection = $1 AND generation = $2 FOR UPDATE`, r.name, r.cfg.Generation)
+	br := tx.SendBatch(ctx, b)
+	if _, err = br.Exec(); err == nil {
+		err = br.QueryRow().Scan(&cp)
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return batchResult{}, fmt.Errorf("%w: no checkpoint", errGenerationGone)
 	}
@@ -114,6 +129,10 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 		if d.seq <= res.checkpoint {
 			continue // applied before: a redelivery
 		}
+		if !r.wants(d) {
+			res.checkpoint = d.seq // not this projection's: passed over without decoding
+			continue
+		}
 		env, err := eventstore.DecodeMsg(d.msg.Subject(), d.msg.Data(), d.seq)
 		if err == nil {
 			// The event's correlation id goes with it, for whatever Apply logs or causes.
@@ -131,9 +150,10 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 			res.events = append(res.events, appliedEvent{id: env.ID, typ: env.Type, correlationID: env.CorrelationID, seq: d.seq})
 		}
 	}
-	if res.applied == 0 {
-		return res, nil
+	if res.checkpoint == uint64(cp) {
+		return res, nil // only redeliveries
 	}
+	res.advanced = true
 	if h := r.cfg.Hooks.AfterApply; h != nil {
 		if err := h(res.checkpoint); err != nil {
 			return batchResult{}, fmt.Errorf("after apply hook: %w", err)
@@ -159,12 +179,11 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 	return res, nil
 }
 
-// ack acknowledges everything up to d (the consumer's policy is AckAll) and waits for the server to
-// confirm. A failed acknowledgement is only logged: the events will be redelivered and skipped.
+// ack acknowledges everything up to d (the consumer's policy is AckAll) without waiting for the
+// server to confirm: a lost acknowledgement only means the events are redelivered after AckWait and
+// skipped, as they are below the checkpoint.
 func (r *Runner) ack(ctx context.Context, d delivered) {
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := d.msg.DoubleAck(actx); err != nil && ctx.Err() == nil {
+	if err := d.msg.Ack(); err != nil && ctx.Err() == nil {
 		r.log.WarnContext(ctx, "acknowledge batch; it will be redelivered and skipped", "seq", d.seq, "error", err)
 	}
 }
@@ -177,11 +196,11 @@ func (r *Runner) committed(res batchResult, last delivered) {
 		}
 		s.Lag = last.pending
 		s.StreamLastSeq = max(last.seq+last.pending, s.Checkpoint)
-		if res.applied > 0 {
+		if res.advanced {
 			s.Stopped, s.StopSeq, s.StoppedAt, s.Error = false, 0, time.Time{}, ""
 		}
 	})
-	if res.applied > 0 && r.cfg.OnCommit != nil {
+	if res.advanced && r.cfg.OnCommit != nil {
 		r.cfg.OnCommit(res.checkpoint, last.pending)
 	}
 }
