@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -24,7 +25,10 @@ const ConversationsProjection = "conversations"
 //     database, a trigram index for substring search on the contact fields (otherwise a search
 //     scans the tenant's conversations in list order).
 //   - messages (tenant_id, conversation_id, seq, id, text, author_type, author_id,
-//     client_message_id, created_at), primary key (tenant_id, conversation_id, seq).
+//     client_message_id, created_at, citations: a JSON array of {document_id, chunk_id, title}
+//     for the assistant's replies, NULL otherwise), primary key (tenant_id, conversation_id, seq).
+//     Generations created before citations existed get the column from migration
+//     0003_assistant.sql.
 //
 // Both have row-level security by tenant.
 //
@@ -85,6 +89,7 @@ func (*ConversationProjection) Setup(ctx context.Context, tx pgx.Tx, schema stri
 		author_id         text        NOT NULL DEFAULT '',
 		client_message_id text,
 		created_at        timestamptz NOT NULL,
+		citations         jsonb,
 		PRIMARY KEY (tenant_id, conversation_id, seq)
 	)`); err != nil {
 		return fmt.Errorf("create conversations and messages: %w", err)
@@ -183,13 +188,14 @@ func (p *ConversationProjection) message(ctx context.Context, tx pgx.Tx, schema 
 	}
 	at := eventTime(e.SentAt, env)
 	tag, err := tx.Exec(ctx, `WITH m AS (
-			INSERT INTO `+msgs+` (tenant_id, conversation_id, seq, id, text, author_type, author_id, client_message_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			INSERT INTO `+msgs+` (tenant_id, conversation_id, seq, id, text, author_type, author_id, client_message_id, created_at,
+				citations)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11::jsonb)
 		)
 		UPDATE `+conv+` SET message_count = $3, last_message_at = $9, version = $10
 		WHERE tenant_id = $1 AND id = $2 AND message_count = $3 - 1`,
 		env.TenantID, env.AggregateID, int64(e.Seq), e.MessageID, e.Text, e.Author.Type, e.Author.ID, clientID, at,
-		int64(env.Sequence))
+		int64(env.Sequence), citationsJSON(e.Citations))
 	if err != nil {
 		return fmt.Errorf("insert message %d of conversation %s: %w", e.Seq, env.AggregateID, err)
 	}
@@ -203,4 +209,17 @@ func (p *ConversationProjection) message(ctx context.Context, tx pgx.Tx, schema 
 func messageGap(conversationID string, seq uint64) error {
 	return fmt.Errorf("message.sent with seq %d does not follow the messages of conversation %s (or the conversation is unknown)",
 		seq, conversationID)
+}
+
+// citationsJSON is a message's citations as stored: a JSON array, nil (NULL) when there are none.
+func citationsJSON(c []domain.Citation) *string {
+	if len(c) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil // a slice of plain strings always encodes
+	}
+	s := string(b)
+	return &s
 }

@@ -50,7 +50,7 @@ func (p *ConversationProjection) ApplyBatch(ctx context.Context, tx pgx.Tx, sche
 // first and last seq for one update.
 type messageRun struct {
 	tenants, convs, ids, texts, authorTypes, authorIDs []string
-	clientIDs                                          []*string
+	clientIDs, citations                               []*string
 	seqs                                               []int64
 	ats                                                []time.Time
 	byConv                                             map[domain.AggregateRef]int
@@ -96,6 +96,7 @@ func (r *messageRun) add(env domain.Envelope, e *domain.MessageSent) error {
 	r.authorTypes = append(r.authorTypes, e.Author.Type)
 	r.authorIDs = append(r.authorIDs, e.Author.ID)
 	r.clientIDs = append(r.clientIDs, clientID)
+	r.citations = append(r.citations, citationsJSON(e.Citations))
 	r.seqs = append(r.seqs, seq)
 	r.ats = append(r.ats, at)
 	return nil
@@ -110,10 +111,10 @@ func (r *messageRun) flush(ctx context.Context, tx pgx.Tx, schema string) error 
 	conv := pgx.Identifier{schema, "conversations"}.Sanitize()
 	msgs := pgx.Identifier{schema, "messages"}.Sanitize()
 	if _, err := tx.Exec(ctx, `INSERT INTO `+msgs+` (tenant_id, conversation_id, seq, id, text, author_type, author_id,
-			client_message_id, created_at)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[],
-			$8::text[], $9::timestamptz[])`,
-		r.tenants, r.convs, r.seqs, r.ids, r.texts, r.authorTypes, r.authorIDs, r.clientIDs, r.ats); err != nil {
+			client_message_id, created_at, citations)
+		SELECT t, c, s, i, x, a, ai, cm, at, ci::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[],
+			$6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[]) AS u(t, c, s, i, x, a, ai, cm, at, ci)`,
+		r.tenants, r.convs, r.seqs, r.ids, r.texts, r.authorTypes, r.authorIDs, r.clientIDs, r.ats, r.citations); err != nil {
 		return fmt.Errorf("insert %d messages: %w", len(r.seqs), err)
 	}
 	n := len(r.counts)

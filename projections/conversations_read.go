@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -54,6 +55,8 @@ type Message struct {
 	// ClientMessageID is the sender's de-duplication key, "" when it gave none.
 	ClientMessageID string
 	CreatedAt       time.Time
+	// Citations are the knowledge chunks an assistant's reply draws on (none for other messages).
+	Citations []domain.Citation
 }
 
 // ConversationFilter selects a page of conversations.
@@ -171,7 +174,8 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-const messageColumns = `m.seq, m.id::text, m.text, m.author_type, m.author_id, coalesce(m.client_message_id, ''), m.created_at`
+const messageColumns = `m.seq, m.id::text, m.text, m.author_type, m.author_id, coalesce(m.client_message_id, ''), m.created_at,
+	m.citations::text`
 
 // Messages returns up to limit messages of a conversation with a seq above afterSeq, in seq order.
 // The messages of a conversation are applied in seq order, so the result has no gaps. A missing
@@ -203,15 +207,22 @@ func (r *Conversations) Messages(ctx context.Context, tenantID, conversationID s
 				seq                                *int64
 				id, text, authorType, authorID, cm *string
 				at                                 *time.Time
+				citations                          *string
 			)
-			if err := rows.Scan(&seq, &id, &text, &authorType, &authorID, &cm, &at); err != nil {
+			if err := rows.Scan(&seq, &id, &text, &authorType, &authorID, &cm, &at, &citations); err != nil {
 				return err
 			}
 			if seq == nil {
 				continue // the conversation has no messages after afterSeq
 			}
-			out = append(out, Message{ID: *id, ConversationID: conversationID, Seq: uint64(*seq), Text: *text,
-				Author: domain.Author{Type: *authorType, ID: *authorID}, ClientMessageID: *cm, CreatedAt: at.UTC()})
+			m := Message{ID: *id, ConversationID: conversationID, Seq: uint64(*seq), Text: *text,
+				Author: domain.Author{Type: *authorType, ID: *authorID}, ClientMessageID: *cm, CreatedAt: at.UTC()}
+			if citations != nil {
+				if err := json.Unmarshal([]byte(*citations), &m.Citations); err != nil {
+					return fmt.Errorf("citations of message %d: %w", *seq, err)
+				}
+			}
+			out = append(out, m)
 		}
 		return rows.Err()
 	})
