@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -151,7 +152,7 @@ func TestConversationsReadYourWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		msgs, err := h.svc.ListMessages(ctx, p, c.ID, app.ListMessagesInput{})
-		if err != nil || len(msgs) != 1 || msgs[0] != sent.Message {
+		if err != nil || len(msgs) != 1 || !reflect.DeepEqual(msgs[0], sent.Message) {
 			t.Fatalf("send %d: the messages right after are %+v, %v; want %+v", i, msgs, err, sent.Message)
 		}
 	}

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -33,7 +34,7 @@ func TestSendMessageOnceByClientMessageID(t *testing.T) {
 		t.Fatalf("sent %+v", sent)
 	}
 	msgs, err := h.svc.ListMessages(ctx, p, c.ID, app.ListMessagesInput{})
-	if err != nil || len(msgs) != 1 || msgs[0] != m {
+	if err != nil || len(msgs) != 1 || !reflect.DeepEqual(msgs[0], m) {
 		t.Fatalf("messages %+v, %v; want [%+v]", msgs, err, m)
 	}
 
@@ -50,7 +51,7 @@ func TestSendMessageOnceByClientMessageID(t *testing.T) {
 		},
 	} {
 		again, err := send()
-		if err != nil || again.Created || again.Message != m {
+		if err != nil || again.Created || !reflect.DeepEqual(again.Message, m) {
 			t.Fatalf("%s: repeat answered %+v, %v; want the original %+v", name, again, err, m)
 		}
 	}
