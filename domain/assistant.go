@@ -139,14 +139,20 @@ func (c Conversation) AssistantReply(triggerMessageID string) (MessageRef, bool)
 }
 
 // AssistantShouldReply reports whether the assistant should answer a message of this conversation
-// now: the conversation exists, is open, has the assistant on, has the message (seq at most its
-// last) and no reply to it yet.
+// now: the conversation exists, is open, has the assistant on — and had it on when the message was
+// sent (a message written during a takeover gets no reply when the assistant is switched on
+// again) —, has the message (seq at most its last) and no reply to it yet.
 func (c Conversation) AssistantShouldReply(triggerMessageID string, triggerSeq uint64) bool {
-	if !c.Exists || !c.AssistantEnabled || c.Status != ConversationStatusOpen || triggerSeq == 0 || triggerSeq > c.LastSeq {
+	if !c.Exists || !c.assistantOn(triggerSeq) || c.Status != ConversationStatusOpen || triggerSeq == 0 || triggerSeq > c.LastSeq {
 		return false
 	}
 	_, replied := c.AssistantReply(triggerMessageID)
 	return !replied
+}
+
+// assistantOn reports whether the assistant is on and was on when the message at seq was sent.
+func (c Conversation) assistantOn(seq uint64) bool {
+	return c.AssistantEnabled && seq > c.assistantAfterSeq
 }
 
 func decideAssistantReply(s Conversation, c ReplyAsAssistant) ([]Event, error) {
@@ -206,7 +212,7 @@ func decideAssistantReply(s Conversation, c ReplyAsAssistant) ([]Event, error) {
 		return nil, Invalid("Invalid assistant reply.", fields...)
 	}
 	// Taken over, or closed, meanwhile: the reply is not wanted any more.
-	if !s.AssistantEnabled || s.Status != ConversationStatusOpen {
+	if !s.assistantOn(c.TriggerSeq) || s.Status != ConversationStatusOpen {
 		return nil, nil
 	}
 	at := convTime(c.At)

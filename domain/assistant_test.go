@@ -112,6 +112,21 @@ func TestAssistantReplyState(t *testing.T) {
 	if off.AssistantShouldReply(msgID2, 3) {
 		t.Fatal("should not reply once taken over")
 	}
+	// Switched on again: the message written during the takeover still gets no reply, the next
+	// one does.
+	on := d.Evolve(off, &domain.ConversationAssistantChanged{Enabled: true})
+	if on.AssistantShouldReply(msgID2, 3) {
+		t.Fatal("should not reply to a message sent during the takeover")
+	}
+	evs, err := d.Decide(on, domain.ReplyAsAssistant{TriggerMessageID: msgID2, TriggerSeq: 3, MessageID: replyID, Text: "a",
+		Retrieval: domain.RetrievalPerformed{Model: "m", Outcome: domain.RetrievalAnswered}, At: time.Now()})
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("reply to a message sent during the takeover: %s, %v; want nothing", dump(evs), err)
+	}
+	on = d.Evolve(on, &domain.MessageSent{MessageID: msgID1[:35] + "9", Seq: 4, Text: "q3", Author: contact})
+	if !on.AssistantShouldReply(msgID1[:35]+"9", 4) {
+		t.Fatal("should reply to a message sent after the assistant came back")
+	}
 }
 
 // TestMessageCitationsRoundTrip: citations survive the registry, and a message without them keeps

@@ -179,6 +179,9 @@ type Conversation struct {
 	clientMessages clientIndex
 	// assistantReplies maps each message the assistant answered to its reply.
 	assistantReplies clientIndex
+	// assistantAfterSeq is the last seq when the assistant was last switched on: messages up to
+	// it were sent while it was off and get no reply.
+	assistantAfterSeq uint64
 }
 
 // ClientMessage returns the message sent earlier with a client_message_id, if any.
@@ -264,6 +267,9 @@ func evolveConversation(s Conversation, e Event) Conversation {
 	case *ConversationUnassigned:
 		s.AssigneeID = ""
 	case *ConversationAssistantChanged:
+		if e.Enabled && !s.AssistantEnabled {
+			s.assistantAfterSeq = s.LastSeq
+		}
 		s.AssistantEnabled = e.Enabled
 	case *RetrievalPerformed:
 		// Recorded with its reply, in the same append, just before the reply's message.sent.
