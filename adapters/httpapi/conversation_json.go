@@ -50,12 +50,19 @@ type messageJSON struct {
 	Author          domain.Author `json:"author"`
 	ClientMessageID string        `json:"client_message_id,omitempty"`
 	CreatedAt       time.Time     `json:"created_at"`
+	// Citations is always an array: the knowledge chunks an assistant's reply draws on, empty
+	// for every other message.
+	Citations []domain.Citation `json:"citations"`
 }
 
 func toMessageJSON(m app.Message) messageJSON {
+	cites := m.Citations
+	if cites == nil {
+		cites = []domain.Citation{}
+	}
 	return messageJSON{
 		ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, Text: m.Text, Author: m.Author,
-		ClientMessageID: m.ClientMessageID, CreatedAt: m.CreatedAt,
+		ClientMessageID: m.ClientMessageID, CreatedAt: m.CreatedAt, Citations: cites,
 	}
 }
 

@@ -88,6 +88,9 @@ type messageFrame struct {
 	Author          domain.Author `json:"author"`
 	CreatedAt       time.Time     `json:"created_at"`
 	ClientMessageID string        `json:"client_message_id,omitempty"`
+	// Citations are the knowledge chunks an assistant's reply draws on; absent for other
+	// messages.
+	Citations []domain.Citation `json:"citations,omitempty"`
 }
 
 type typingFrame struct {
@@ -112,7 +115,7 @@ const (
 
 func messageOut(m *app.Message) messageFrame {
 	return messageFrame{Type: "message", ID: m.ID, Seq: m.Seq, Text: m.Text, Author: m.Author,
-		CreatedAt: m.CreatedAt.UTC(), ClientMessageID: m.ClientMessageID}
+		CreatedAt: m.CreatedAt.UTC(), ClientMessageID: m.ClientMessageID, Citations: m.Citations}
 }
 
 // errorOut turns a refused frame's error into its error frame; the message of an unexpected
