@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/metachat/metachat/adapters/httpapi"
+	"github.com/metachat/metachat/adapters/openai"
+	appsvc "github.com/metachat/metachat/app"
 	"github.com/metachat/metachat/domain"
 	"github.com/metachat/metachat/eventstore"
 	"github.com/metachat/metachat/projections"
@@ -24,16 +26,54 @@ type app struct {
 	pools    *projections.Pools
 	manager  *projections.Manager
 	waiter   *projections.Waiter
-	// embedder embeds the knowledge read model's chunks and the search queries.
+	// embedder embeds the knowledge read model's chunks and the search queries: the
+	// OpenAI-compatible API of METACHAT_EMBEDDINGS_*, else the local lexical embedder.
 	embedder projections.Embedder
+	// answerer answers for the assistant: a chat model of METACHAT_LLM_*, else the local
+	// extractive answerer; answerTimeout bounds one answer.
+	answerer      appsvc.Answerer
+	answerTimeout time.Duration
+	// assistantMetrics are the assistant's series (nil for the operator commands).
+	assistantMetrics *appsvc.AssistantMetrics
+}
+
+// modelClients returns the embedder and the assistant's answerer that cfg configures.
+func modelClients(cfg Config, logger *slog.Logger) (projections.Embedder, appsvc.Answerer, error) {
+	var emb projections.Embedder = projections.NewLocalEmbedder()
+	var ans appsvc.Answerer = appsvc.LocalAnswerer{}
+	if cfg.EmbeddingsBaseURL != "" {
+		c, err := openai.New(openai.Config{BaseURL: cfg.EmbeddingsBaseURL, Model: cfg.EmbeddingsModel, APIKey: cfg.EmbeddingsAPIKey,
+			Dimensions: cfg.EmbeddingsDimensions, Logger: logger.With("component", "embeddings")})
+		if err != nil {
+			return nil, nil, fmt.Errorf("METACHAT_EMBEDDINGS_*: %w", err)
+		}
+		emb = c
+	}
+	if cfg.LLMBaseURL != "" {
+		c, err := openai.NewChat(openai.ChatConfig{BaseURL: cfg.LLMBaseURL, Model: cfg.LLMModel, APIKey: cfg.LLMAPIKey,
+			Timeout: cfg.LLMTimeout, Logger: logger.With("component", "llm")})
+		if err != nil {
+			return nil, nil, fmt.Errorf("METACHAT_LLM_*: %w", err)
+		}
+		ans = appsvc.NewChatAnswerer(c, 0)
+	}
+	return emb, ans, nil
 }
 
 // openApp opens the event store (creating or updating the stream), opens the pools (applying the
 // migrations) and builds the projections manager and the waiter. It starts nothing. obs (nil for
 // the operator commands) receives the store's and the runners' metrics.
 func openApp(ctx context.Context, cfg Config, logger *slog.Logger, in *infra, obs *observability) (*app, error) {
-	a := &app{registry: domain.NewDefaultRegistry(), embedder: projections.NewLocalEmbedder()}
+	a := &app{registry: domain.NewDefaultRegistry(), answerTimeout: cfg.LLMTimeout}
 	var err error
+	if a.embedder, a.answerer, err = modelClients(cfg, logger); err != nil {
+		return nil, err
+	}
+	if obs != nil {
+		if a.assistantMetrics, err = appsvc.NewAssistantMetrics(obs.registry); err != nil {
+			return nil, err
+		}
+	}
 	a.store, err = eventstore.Open(ctx, in.nc, eventstore.Config{
 		Replicas: cfg.NATSReplicas,
 		Logger:   logger.With("component", "eventstore"),

@@ -69,6 +69,23 @@ type Config struct {
 	// METACHAT_RATE_LIMIT_API, _LOGIN, _SIGNUP, _WIDGET_SESSION and _SEND set one each
 	// ("600/1m", or "off").
 	RateLimits httpapi.RateLimits
+	// Embeddings is an OpenAI-compatible embeddings API for the knowledge base: base URL, model,
+	// key (no flag: it is a credential) and the model's dimensions. Without a base URL the local
+	// lexical embedder is used. METACHAT_EMBEDDINGS_BASE_URL, _MODEL, _API_KEY, _DIMENSIONS.
+	// Changing the embedder needs `metachat projections rebuild knowledge`.
+	EmbeddingsBaseURL    string
+	EmbeddingsModel      string
+	EmbeddingsAPIKey     string
+	EmbeddingsDimensions int
+	// LLM is an OpenAI-compatible chat-completions API the assistant answers with: base URL, model
+	// and key (no flag). Without a base URL the assistant answers with the local extractive
+	// answerer. METACHAT_LLM_BASE_URL, _MODEL, _API_KEY.
+	LLMBaseURL string
+	LLMModel   string
+	LLMAPIKey  string
+	// LLMTimeout bounds one assistant answer, retrieval and model call (with its retries)
+	// together; beyond it the customer gets the fallback reply. METACHAT_LLM_TIMEOUT.
+	LLMTimeout time.Duration
 }
 
 // envVars names the environment variable of each setting, in the order help lists them.
@@ -98,6 +115,14 @@ var envVars = []struct{ name, flag, help string }{
 	{"METACHAT_RATE_LIMIT_SIGNUP", "", "sign-up budget per client address (default 20/1h; off)"},
 	{"METACHAT_RATE_LIMIT_WIDGET_SESSION", "", "widget session budget per client address (default 120/1m; off)"},
 	{"METACHAT_RATE_LIMIT_SEND", "", "message send budget per API key or user (default 600/1m; off)"},
+	{"METACHAT_EMBEDDINGS_BASE_URL", "", "OpenAI-compatible embeddings API, such as https://api.openai.com/v1 (default: the local lexical embedder)"},
+	{"METACHAT_EMBEDDINGS_MODEL", "", "embedding model, such as text-embedding-3-small"},
+	{"METACHAT_EMBEDDINGS_API_KEY", "", "API key of the embeddings API"},
+	{"METACHAT_EMBEDDINGS_DIMENSIONS", "", "length of the embedding model's vectors (1-2000)"},
+	{"METACHAT_LLM_BASE_URL", "", "OpenAI-compatible chat-completions API the assistant answers with (default: the local extractive answerer)"},
+	{"METACHAT_LLM_MODEL", "", "chat model, such as gpt-4o-mini"},
+	{"METACHAT_LLM_API_KEY", "", "API key of the chat-completions API"},
+	{"METACHAT_LLM_TIMEOUT", "", "bound of one assistant answer; beyond it the fallback reply is sent (default 30s)"},
 }
 
 // defaultConfig returns the configuration with every default filled in.
@@ -113,6 +138,7 @@ func defaultConfig() Config {
 		ShutdownTimeout:       15 * time.Second,
 		ReadYourWritesTimeout: 2 * time.Second,
 		Demo:                  true,
+		LLMTimeout:            30 * time.Second,
 	}
 }
 
@@ -137,6 +163,19 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	str("NATS_URL", &c.NATSURL)
 	str("METACHAT_TLS_CERT_FILE", &c.TLSCertFile)
 	str("METACHAT_TLS_KEY_FILE", &c.TLSKeyFile)
+	str("METACHAT_EMBEDDINGS_BASE_URL", &c.EmbeddingsBaseURL)
+	str("METACHAT_EMBEDDINGS_MODEL", &c.EmbeddingsModel)
+	str("METACHAT_EMBEDDINGS_API_KEY", &c.EmbeddingsAPIKey)
+	str("METACHAT_LLM_BASE_URL", &c.LLMBaseURL)
+	str("METACHAT_LLM_MODEL", &c.LLMModel)
+	str("METACHAT_LLM_API_KEY", &c.LLMAPIKey)
+	if v := getenv("METACHAT_EMBEDDINGS_DIMENSIONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("METACHAT_EMBEDDINGS_DIMENSIONS=%q: not a whole number", v))
+		}
+		c.EmbeddingsDimensions = n
+	}
 	if v := getenv("METACHAT_TRUSTED_PROXIES"); v != "" {
 		p, err := httpapi.ParseTrustedProxies(v)
 		if err != nil {
@@ -200,6 +239,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	dur("METACHAT_NATS_SYNC_INTERVAL", &c.NATSSyncInterval)
 	dur("METACHAT_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("METACHAT_RYW_TIMEOUT", &c.ReadYourWritesTimeout)
+	dur("METACHAT_LLM_TIMEOUT", &c.LLMTimeout)
 	return errors.Join(errs...)
 }
 
@@ -259,7 +299,42 @@ func (c Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("METACHAT_TLS_CERT_FILE and METACHAT_TLS_KEY_FILE: give both or neither")
 	}
+	errs = append(errs, c.validateModels()...)
 	return errors.Join(errs...)
+}
+
+// validateModels checks the model services' settings: each is all or nothing around its base URL.
+func (c Config) validateModels() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	httpURL := func(name, v string) {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("%s=%q: must be an http(s) URL such as https://api.openai.com/v1", name, v)
+		}
+	}
+	if c.EmbeddingsBaseURL != "" {
+		httpURL("METACHAT_EMBEDDINGS_BASE_URL", c.EmbeddingsBaseURL)
+		if strings.TrimSpace(c.EmbeddingsModel) == "" {
+			bad("METACHAT_EMBEDDINGS_MODEL: must be set with METACHAT_EMBEDDINGS_BASE_URL")
+		}
+		if c.EmbeddingsDimensions < 1 || c.EmbeddingsDimensions > 2000 {
+			bad("METACHAT_EMBEDDINGS_DIMENSIONS=%d: must be between 1 and 2000 with METACHAT_EMBEDDINGS_BASE_URL", c.EmbeddingsDimensions)
+		}
+	} else if c.EmbeddingsModel != "" || c.EmbeddingsAPIKey != "" || c.EmbeddingsDimensions != 0 {
+		bad("METACHAT_EMBEDDINGS_MODEL, _API_KEY and _DIMENSIONS need METACHAT_EMBEDDINGS_BASE_URL")
+	}
+	if c.LLMBaseURL != "" {
+		httpURL("METACHAT_LLM_BASE_URL", c.LLMBaseURL)
+		if m := strings.TrimSpace(c.LLMModel); m == "" || len(m) > 150 {
+			bad("METACHAT_LLM_MODEL: must be set (at most 150 characters) with METACHAT_LLM_BASE_URL")
+		}
+	} else if c.LLMModel != "" || c.LLMAPIKey != "" {
+		bad("METACHAT_LLM_MODEL and _API_KEY need METACHAT_LLM_BASE_URL")
+	}
+	if c.LLMTimeout < time.Second || c.LLMTimeout > 90*time.Second {
+		bad("METACHAT_LLM_TIMEOUT=%s: must be between 1s and 90s", c.LLMTimeout)
+	}
+	return errs
 }
 
 // resolvePaths fills the paths that default to places inside the data directory, once the data

@@ -152,6 +152,7 @@ func serveRoles(ctx context.Context, cfg Config, logOut io.Writer, r roles) erro
 	if r.worker {
 		start("projections", func() error { return a.manager.Run(workCtx) })
 		start("document pipeline", func() error { return svc.knowledge.RunPipeline(workCtx) })
+		start("assistant", func() error { return svc.assistant.Run(workCtx) })
 	}
 	if r.api {
 		start("waiter", func() error { return a.waiter.Run(workCtx) })

@@ -23,6 +23,8 @@ type services struct {
 	widgets       *appsvc.Widgets
 	live          *appsvc.Live
 	knowledge     *appsvc.Knowledge
+	// assistant answers customers (started by the worker role).
+	assistant *appsvc.Assistant
 }
 
 // secrets are the server secrets, loaded before anything starts so a missing one fails fast.
@@ -100,6 +102,13 @@ func newServices(ctx context.Context, sec secrets, a *app, nc *nats.Conn, logger
 	})
 	if err != nil {
 		return nil, fmt.Errorf("knowledge service: %w", err)
+	}
+	s.assistant, err = appsvc.NewAssistant(appsvc.AssistantConfig{
+		Store: a.store, Registry: a.registry, Worker: a.store, Knowledge: s.knowledge, Answerer: a.answerer,
+		AnswerTimeout: a.answerTimeout, Metrics: a.assistantMetrics, Logger: logger.With("component", "assistant"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assistant: %w", err)
 	}
 	return s, nil
 }
