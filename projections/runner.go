@@ -108,6 +108,12 @@ type Runner struct {
 
 	mu     sync.Mutex
 	status Status
+
+	// deferred is the last event of batches passed over (none of them the projection's) whose
+	// checkpoint is not committed yet, since deferredSince (runner_defer.go). Only Run's goroutine
+	// uses them.
+	deferred      *delivered
+	deferredSince time.Time
 }
 
 // NewRunner returns a runner for cfg.
@@ -219,6 +225,7 @@ func (r *Runner) loop(ctx context.Context, lock *sessionLock, cons jetstream.Con
 		return err
 	}
 	defer f.stop()
+	defer r.flushDeferred(ctx)
 	lastCheck := time.Now()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -230,11 +237,14 @@ func (r *Runner) loop(ctx context.Context, lock *sessionLock, cons jetstream.Con
 			}
 			lastCheck = time.Now()
 		}
-		msgs, err := f.next(ctx, r.cfg.Tuning.IdleWait, r.cfg.Tuning.BatchSize)
+		msgs, err := f.next(ctx, r.idleWait(), r.cfg.Tuning.BatchSize)
 		if err != nil {
 			return err
 		}
 		if len(msgs) == 0 {
+			if err := r.commitDeferred(ctx); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := r.handle(ctx, msgs); err != nil {

@@ -63,6 +63,9 @@ func (r *Runner) handle(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	// One consumer delivers in order; redeliveries may interleave, and the checkpoint skips them.
 	slices.SortStableFunc(batch, func(a, b delivered) int { return cmp.Compare(a.seq, b.seq) })
+	if !slices.ContainsFunc(batch, r.wants) {
+		return r.passOver(ctx, batch[len(batch)-1])
+	}
 
 	start := time.Now()
 	var stop *poison
@@ -73,6 +76,9 @@ func (r *Runner) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		if res.poison == nil {
 			last := batch[len(batch)-1]
+			if res.advanced {
+				r.deferred = nil // the commit moved the checkpoint past it
+			}
 			r.ack(ctx, last)
 			r.committed(res, last)
 			r.observed(ctx, res, len(batch), last, time.Since(start)) // metrics and debug logs

@@ -55,26 +55,38 @@ func benchMessages(ctx context.Context, t *table, _ options, logger *slog.Logger
 		return err
 	}
 	defer w.close()
-	t.row("auth", "scenario", "messages", "msg/s", "P50", "P99", "errors")
+	t.row("auth", "scenario", "messages", "msg/s", "P50", "P99", "errors", "CPU/msg: bench process", "CPU/msg: Postgres")
+	row := func(auth, scenario string, r loadResult, before cpuUse) {
+		self, pg := perMessage(before, w.cpu.read(), r.n)
+		t.row(auth, scenario, fmt.Sprint(r.n), fmt.Sprintf("%.0f", r.rate), ms(r.lat.pct(50)), ms(r.lat.pct(99)),
+			fmt.Sprint(r.errors), self, pg)
+	}
+	// The floor: the same clients against a bare net/http handler on this machine.
+	before := w.cpu.read()
+	r, err := bareHTTPFloor(ctx, w.client, 64)
+	if err != nil {
+		return err
+	}
+	row("-", "bare net/http JSON handler, 64 clients (floor)", r, before)
 	for _, auth := range w.auths {
 		for _, clients := range []int{16, 64} {
 			profile := ""
 			if clients == 64 {
 				profile = os.Getenv(msgProfileEnv)
 			}
-			r, err := w.closedLoop(ctx, auth.token, clients, profile)
+			before := w.cpu.read()
+			r, err := w.closedLoop(ctx, clients, profile, func(ctx context.Context, i int) error { return w.send(ctx, auth.token, i) })
 			if err != nil {
 				return err
 			}
-			t.row(auth.name, fmt.Sprintf("%d clients", clients), fmt.Sprint(r.n), fmt.Sprintf("%.0f", r.rate),
-				ms(r.lat.pct(50)), ms(r.lat.pct(99)), fmt.Sprint(r.errors))
+			row(auth.name, fmt.Sprintf("%d clients", clients), r, before)
 		}
+		before := w.cpu.read()
 		r, err := w.paced(ctx, auth.token, msgFixedRate, msgFixedDuration) // load.go
 		if err != nil {
 			return err
 		}
-		t.row(auth.name, fmt.Sprintf("fixed %d/s offered", msgFixedRate), fmt.Sprint(r.n), fmt.Sprintf("%.0f", r.rate),
-			ms(r.lat.pct(50)), ms(r.lat.pct(99)), fmt.Sprint(r.errors))
+		row(auth.name, fmt.Sprintf("fixed %d/s offered", msgFixedRate), r, before)
 	}
 	for _, writers := range []int{1, 16} {
 		lat, err := w.waitAlone(ctx, writers)
@@ -82,9 +94,43 @@ func benchMessages(ctx context.Context, t *table, _ options, logger *slog.Logger
 			return err
 		}
 		t.row("-", fmt.Sprintf("read-your-writes wait alone, %d writers", writers), fmt.Sprint(len(lat)), "-",
-			ms(lat.pct(50)), ms(lat.pct(99)), "0")
+			ms(lat.pct(50)), ms(lat.pct(99)), "0", "-", "-")
 	}
 	return nil
+}
+
+// bareHTTPFloor runs the closed loop of clients against a net/http server on loopback whose
+// handler only decodes the JSON body and answers a small JSON document: what HTTP alone costs on
+// this machine, the ceiling every figure above is under.
+func bareHTTPFloor(ctx context.Context, client *http.Client, clients int) (loadResult, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return loadResult{}, err
+	}
+	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Text            string `json:"text"`
+			ClientMessageID string `json:"client_message_id"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(rw).Encode(map[string]any{"id": uuid.NewString(), "seq": 1, "text": in.Text})
+	})}
+	go func() { _ = hs.Serve(ln) }()
+	defer func() { _ = hs.Close() }()
+	floor := &messageWorld{base: "http://" + ln.Addr().String(), client: client}
+	return floor.closedLoop(ctx, clients, "", func(ctx context.Context, i int) error {
+		body := fmt.Appendf(nil, `{"text":"Hello, this is bench message %d. How can I help you today?","client_message_id":"floor-%d"}`, i, i)
+		status, err := floor.post(ctx, "/floor", "token", body, nil)
+		if err == nil && status != http.StatusCreated {
+			err = fmt.Errorf("floor: status %d", status)
+		}
+		return err
+	})
 }
 
 // benchAuth is one way the bench authenticates: a name and the bearer token to send.
@@ -127,6 +173,8 @@ type messageWorld struct {
 	gateway  *socket.Gateway
 	convIDs  []string
 	bodySeed atomic.Int64
+	// cpu reads the CPU time of this process and of the bench database's backends.
+	cpu cpuMeter
 }
 
 func (w *messageWorld) close() {
@@ -165,6 +213,7 @@ func startMessageWorld(ctx context.Context, logger *slog.Logger) (_ *messageWorl
 		return nil, err
 	}
 	w.closers = append(w.closers, drop)
+	w.cpu = newCPUMeter(dbURL)
 	pools, err := projections.OpenPools(ctx, projections.PoolsConfig{DatabaseURL: dbURL, AppMaxConns: 32})
 	if err != nil {
 		return nil, err
@@ -326,9 +375,9 @@ type loadResult struct {
 	errors int64
 }
 
-// closedLoop runs clients that each send their next message when the previous one is answered,
+// closedLoop runs clients that each send (with send) their next message when the previous one is answered,
 // msgPerScenario in all (or until msgScenarioLimit), and writes a CPU profile to profile when set.
-func (w *messageWorld) closedLoop(ctx context.Context, token string, clients int, profile string) (loadResult, error) {
+func (w *messageWorld) closedLoop(ctx context.Context, clients int, profile string, send func(context.Context, int) error) (loadResult, error) {
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
@@ -354,7 +403,7 @@ func (w *messageWorld) closedLoop(ctx context.Context, token string, clients int
 					return
 				}
 				t0 := time.Now()
-				if err := w.send(ctx, token, i); err != nil {
+				if err := send(ctx, i); err != nil {
 					errs.Add(1)
 					continue
 				}
