@@ -255,7 +255,7 @@ func (l LocalAnswerer) Answer(_ context.Context, in AnswerInput) (Answer, error)
 func questionTerms(q string) map[string]bool {
 	out := map[string]bool{}
 	for _, w := range strings.FieldsFunc(strings.ToLower(q), func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127)
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r <= 127
 	}) {
 		if utf8.RuneCountInString(w) >= 3 && !stopWords[w] {
 			out[w] = true
