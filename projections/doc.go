@@ -37,11 +37,20 @@
 // acknowledge, so a crash anywhere leads to redelivery, and redelivered events at or below the
 // checkpoint are skipped: the checkpoint, not the consumer, decides what was applied.
 //
-// The consumer uses AckAll, and the runner acknowledges a batch with one synchronous
-// acknowledgement of its last message (AckSync). Events are applied strictly in order by a single
-// runner, so "everything up to here" is exactly what the checkpoint says; one confirmed round trip
-// per batch replaces up to BatchSize fire-and-forget acknowledgements, and a lost acknowledgement
-// only means a harmless redelivery.
+// The consumer uses AckAll, and the runner acknowledges a batch with one acknowledgement of its
+// last message, not waited for. Events are applied strictly in order by a single runner, so
+// "everything up to here" is exactly what the checkpoint says, and a lost acknowledgement only
+// means a harmless redelivery. The runner consumes with a subscription that keeps up to a batch
+// buffered ahead of it, so the next batch is there when the last one commits.
+//
+// Batch transactions commit with synchronous_commit off: a Postgres crash can lose only the last
+// commits, each with its checkpoint; the consumer has then acknowledged past the checkpoint and is
+// recreated at it, and the events are applied again.
+//
+// A Selective projection names the aggregate types it applies; the runner passes every other event
+// over without decoding it and moves the checkpoint over it all the same. A batch of nothing but
+// other aggregates' events is acknowledged at once and its checkpoint deferred, then committed with
+// the next batch of its own events, after a short quiet period, or after at most a quarter second.
 //
 // A session-level advisory lock per projection generation, held on a dedicated connection while the
 // runner runs, makes sure only one runner per generation works at a time across processes; others
