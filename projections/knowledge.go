@@ -307,7 +307,7 @@ func addTerms(ctx context.Context, tx pgx.Tx, schema, tenantID string, chunkIDs 
 	}
 	if _, err := tx.Exec(ctx, `WITH changed AS (`+change+`)
 		INSERT INTO `+lexemes+` AS l (tenant_id, lexeme, df)
-		SELECT $1, lexeme, $3 * count(*) FROM changed GROUP BY lexeme
+		SELECT $1, lexeme, $3 * count(*) FROM changed GROUP BY lexeme ORDER BY lexeme
 		ON CONFLICT (tenant_id, lexeme) DO UPDATE SET df = l.df + excluded.df`, tenantID, chunkIDs, sign); err != nil {
 		return fmt.Errorf("index terms: %w", err)
 	}

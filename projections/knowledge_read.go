@@ -121,10 +121,21 @@ type SearchQuery struct {
 // DefaultPostingsPerLexeme is SearchQuery.PostingsPerLexeme's default.
 const DefaultPostingsPerLexeme = 1000
 
-// Search runs a hybrid search over a tenant's chunks: Postgres full-text search
-// (websearch_to_tsquery, ranked by ts_rank_cd) and pgvector cosine distance over the HNSW index
-// (with iterative index scans, pgvector 0.8, so the tenant filter cannot starve the results), fused
-// by reciprocal rank fusion (RRFK). Row-level security limits both to the tenant.
+// Search runs a hybrid search over a tenant's chunks and fuses its two rankings by reciprocal
+// rank fusion (RRFK):
+//
+//   - full-text: the query's lexemes (to_tsvector('english')) are looked up in knowledge_terms,
+//     reading each lexeme's chunks in descending BM25 impact, at most PostingsPerLexeme of them
+//     (a rare lexeme is read whole; a lexeme in most chunks adds only its best ones, which is
+//     what BM25's low IDF would make of the rest anyway), summed with the lexemes' IDF; chunks
+//     that match the whole websearch_to_tsquery query (its AND, phrases and negations) come
+//     first, then the others by BM25. This bounds the work by the query, not the tenant's size;
+//   - vector: pgvector cosine distance over the HNSW index (iterative index scans, pgvector 0.8,
+//     so the tenant filter cannot starve the results), with the full-text candidates added and
+//     everything ranked by exact distance, so that a chunk the approximate index missed keeps
+//     its place in this ranking when full-text search found it.
+//
+// Row-level security limits both to the tenant.
 func (k *Knowledge) Search(ctx context.Context, tenantID string, q SearchQuery) ([]ChunkHit, error) {
 	if q.K <= 0 {
 		return nil, nil
@@ -184,14 +195,25 @@ func (k *Knowledge) Search(ctx context.Context, tenantID string, q SearchQuery) 
 			set_config('hnsw.ef_search', $1, true)`, fmt.Sprint(q.EfSearch)); err != nil {
 			return fmt.Errorf("configure vector search: %w", err)
 		}
-		// relaxed_order may return rows slightly out of order: the outer ORDER BY sorts them.
+		// The HNSW index's nearest chunks and the full-text candidates, ranked together by their
+		// exact distance: HNSW is approximate, and a chunk it missed (an outlier in the vector
+		// space, such as a short passage among long ones, can be hard to reach in its graph) still
+		// gets its true place in the vector ranking when full-text search found it. relaxed_order
+		// may return rows slightly out of order: the outer ORDER BY sorts them.
+		lexical := make([]string, 0, len(hits))
+		for id := range hits {
+			lexical = append(lexical, id)
+		}
 		rows, err = tx.Query(ctx, `WITH nearest AS MATERIALIZED (
-				SELECT document_id, chunk_id, title, heading, text, embedding <=> $2::public.vector AS distance
-				FROM public.knowledge_chunks
+				SELECT chunk_id FROM public.knowledge_chunks
 				WHERE tenant_id = $1 AND embedder = $3
-				ORDER BY embedding <=> $2::public.vector LIMIT $4)
-			SELECT document_id::text, chunk_id::text, title, heading, text, distance FROM nearest ORDER BY distance, chunk_id`,
-			tenantID, VectorLiteral(q.Vector), q.Embedder, q.Candidates)
+				ORDER BY embedding <=> $2::public.vector LIMIT $4),
+			pool AS (SELECT chunk_id FROM nearest UNION SELECT unnest($5::uuid[]))
+			SELECT c.document_id::text, c.chunk_id::text, c.title, c.heading, c.text, c.embedding <=> $2::public.vector AS distance
+			FROM pool JOIN public.knowledge_chunks c ON c.tenant_id = $1 AND c.chunk_id = pool.chunk_id
+			WHERE c.embedder = $3
+			ORDER BY distance, c.chunk_id LIMIT $4`,
+			tenantID, VectorLiteral(q.Vector), q.Embedder, q.Candidates, lexical)
 		if err != nil {
 			return fmt.Errorf("vector search: %w", err)
 		}
