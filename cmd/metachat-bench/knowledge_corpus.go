@@ -8,13 +8,12 @@ import (
 )
 
 // The distractor corpus of the knowledge evaluation: documents a retailer's knowledge base might
-// hold beside the evaluation's (product pages, procedures, notes) in plain English words. They are
-// generated, not written, so their sentences say nothing; what matters for retrieval is that their
-// words are realistic: English stop words, common words and the shop's own vocabulary (orders,
-// delivery, refunds, accounts, payments, devices, stores) in a Zipf distribution, so that the
-// evaluation's question words occur in thousands of distractor chunks, as they would in a real
-// knowledge base, and neither full-text nor vector search can tell the answers apart by
-// vocabulary alone.
+// hold beside the evaluation's. They are generated, not written, so their sentences say nothing;
+// what matters for retrieval is that their words are realistic: English stop words, then the
+// shop's own vocabulary (orders, delivery, refunds, accounts, payments, devices, stores) mixed
+// with a long tail of made-up words, in a Zipf distribution, so that the evaluation's question
+// words occur in hundreds or thousands of distractor chunks, as they would in a real knowledge
+// base, and neither full-text nor vector search can tell the answers apart by vocabulary alone.
 
 // distractorStopWords are English function words, the most frequent words of any text.
 var distractorStopWords = strings.Fields(`the a to of and in is for you your it on with be are this that
@@ -55,10 +54,24 @@ var distractorWords = strings.Fields(`order orders ordered delivery deliver deli
 	business working quick quickly fast slow late early long short small large big high low full
 	half two three four five six seven ten twenty thirty hundred euro euros percent`)
 
+// distractorLongTail is how many made-up words stand for the long tail of a real vocabulary
+// (product and place names, rare words): the shop's words are spread among them, so that each is
+// as frequent as a word of that rank in real text, not all among the most frequent ones.
+const distractorLongTail = 4000
+
 // distractorVocabulary returns the corpus's words, most frequent first: the stop words, then the
-// other words in a shuffled order (so which of them is common is chance, not chosen).
+// shop's words and the made-up long tail in a shuffled order (so which of them is common is
+// chance, not chosen).
 func distractorVocabulary(rng *rand.Rand) []string {
+	const letters = "abcdefghijklmnopqrstuvwxyz"
 	words := append([]string(nil), distractorWords...)
+	for i := 0; i < distractorLongTail; i++ {
+		b := make([]byte, 4+rng.IntN(6))
+		for j := range b {
+			b[j] = letters[rng.IntN(len(letters))]
+		}
+		words = append(words, string(b))
+	}
 	rng.Shuffle(len(words), func(i, j int) { words[i], words[j] = words[j], words[i] })
 	return append(append([]string(nil), distractorStopWords...), words...)
 }
