@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -198,36 +197,17 @@ func NewAssistant(cfg AssistantConfig) (*Assistant, error) {
 // Model is the answerer's model, as recorded in retrieval.performed.
 func (a *Assistant) Model() string { return a.cfg.Answerer.Model() }
 
-// Run answers customer messages until ctx ends: Concurrency workers on one durable consumer of the
-// conversation events (shared by every instance; each message goes to one of them at a time, and
-// again after a crash). Replies to messages of one conversation may be stored in another order
-// than the messages when they are answered at once.
+// Run answers customer messages until ctx ends: a durable consumer of the conversation events
+// shared by every instance (each message goes to one of them at a time, and again after a crash),
+// Concurrency messages at once in this process — those of one conversation one at a time and in
+// order, so its replies follow its messages' order.
 func (a *Assistant) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, a.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for range a.cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := a.cfg.Worker.Work(ctx, eventstore.WorkConfig{
-				Durable: a.cfg.Durable, Filter: domain.Filter{AggregateType: domain.ConversationAggregate},
-				Backoff: []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, time.Minute}, Logger: a.log,
-			}, a.Process)
-			if err != nil {
-				cancel()
-			}
-			errc <- err
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	var errs []error
-	for err := range errc {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	err := a.cfg.Worker.Work(ctx, eventstore.WorkConfig{
+		Durable: a.cfg.Durable, Filter: domain.Filter{AggregateType: domain.ConversationAggregate},
+		Backoff:     []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, time.Minute},
+		Concurrency: a.cfg.Concurrency, Logger: a.log,
+	}, a.Process)
+	if err != nil {
 		return fmt.Errorf("assistant: %w", err)
 	}
 	return nil
