@@ -231,3 +231,55 @@ func TestKnowledgeTermsFollowDocumentsAndTenants(t *testing.T) {
 		t.Errorf("tenant B after A's delete: %d terms, %d chunks; want its own", bt, bc)
 	}
 }
+
+// TestKnowledgeVectorRankingIncludesFullTextCandidates: the vector ranking holds the HNSW
+// neighbours and the full-text candidates, by exact cosine distance, best first, so a chunk that
+// full-text search found and that is nearest to the query is its first, whatever the index
+// returned.
+func TestKnowledgeVectorRankingIncludesFullTextCandidates(t *testing.T) {
+	w := newKnowledgeWorld(t)
+	tenant := uuid.NewString()
+	texts := make([]string, 30)
+	for i := range texts {
+		texts[i] = commonText(i)
+	}
+	w.upload(t, tenant, "logistics", texts...)
+	needle := w.upload(t, tenant, "archive", "Parcels to Zanzibar travel by boat.")
+	const q = "parcels to Zanzibar"
+	qv := projections.LocalEmbed(q)
+	cosine := func(text string) float64 {
+		v := projections.LocalEmbed(text)
+		var dot float64
+		for i := range v {
+			dot += float64(v[i]) * float64(qv[i])
+		}
+		return 1 - dot
+	}
+	hits, err := w.reader.Search(t.Context(), tenant, projections.SearchQuery{Text: q, Vector: qv, Embedder: w.emb.Name(),
+		K: 50, Candidates: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRank := map[int]projections.ChunkHit{}
+	for _, h := range hits {
+		if h.VectorRank == 0 {
+			continue
+		}
+		byRank[h.VectorRank] = h
+		want := cosine(projections.EmbeddingText(h.Title, h.Heading, h.Text))
+		if diff := h.Distance - want; diff > 1e-4 || diff < -1e-4 {
+			t.Errorf("chunk %s: distance %f, want the exact cosine distance %f", h.ChunkID, h.Distance, want)
+		}
+		if h.DocumentID == needle && h.VectorRank != 1 {
+			t.Errorf("the Zanzibar chunk has vector rank %d, want 1", h.VectorRank)
+		}
+	}
+	if len(byRank) != 10 {
+		t.Fatalf("%d chunks in the vector ranking, want 10 (the candidates)", len(byRank))
+	}
+	for r := 2; r <= len(byRank); r++ {
+		if byRank[r].Distance < byRank[r-1].Distance {
+			t.Errorf("vector rank %d has distance %f, below rank %d's %f", r, byRank[r].Distance, r-1, byRank[r-1].Distance)
+		}
+	}
+}
