@@ -41,7 +41,9 @@ type knowledgeEval struct {
 
 // benchKnowledge measures the knowledge base with the local embedder: recall@5 and MRR of the
 // evaluation in testdata, search latency at o.knowledgeChunks chunks (the evaluation's documents
-// among synthetic ones, all in one tenant), and the pipeline's indexing throughput.
+// among generated distractors, knowledge_corpus.go, all in one tenant), and the indexing
+// throughput, through upload, pipeline and projection, of the first step; later steps are loaded
+// in bulk (bulkLoad).
 func benchKnowledge(ctx context.Context, t *table, o options, logger *slog.Logger) error {
 	var eval knowledgeEval
 	if err := json.Unmarshal(knowledgeEvalJSON, &eval); err != nil {
