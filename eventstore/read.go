@@ -49,22 +49,29 @@ func (s *JetStream) Load(ctx context.Context, agg domain.AggregateRef, after uin
 // load returns the aggregate's events after a sequence and its version.
 func (s *JetStream) load(ctx context.Context, agg domain.AggregateRef, after uint64) ([]domain.Envelope, uint64, error) {
 	subject := Subject(s.cfg.SubjectPrefix, agg)
-	events, err := s.fetch(ctx, after+1, subject, 0)
-	if err != nil {
-		return nil, 0, fmt.Errorf("load %s: %w", agg, err)
+	for {
+		events, err := s.fetch(ctx, after+1, subject, 0)
+		if err != nil {
+			return nil, 0, fmt.Errorf("load %s: %w", agg, err)
+		}
+		if len(events) > 0 {
+			return events, events[len(events)-1].Sequence, nil
+		}
+		if after == 0 {
+			return nil, 0, nil
+		}
+		// Nothing after: the version is at or before after — unless an event was appended since
+		// the fetch. Then fetch again: answering that later version with no events would make the
+		// caller's state pass for a version it has not seen (and a command decided on it be
+		// appended as if it had).
+		version, err := s.lastSubjectSequence(ctx, subject)
+		if err != nil {
+			return nil, 0, fmt.Errorf("load %s: %w", agg, err)
+		}
+		if version <= after {
+			return nil, version, nil
+		}
 	}
-	if len(events) > 0 {
-		return events, events[len(events)-1].Sequence, nil
-	}
-	if after == 0 {
-		return nil, 0, nil
-	}
-	// Nothing after: the version is at or before after.
-	version, err := s.lastSubjectSequence(ctx, subject)
-	if err != nil {
-		return nil, 0, fmt.Errorf("load %s: %w", agg, err)
-	}
-	return nil, version, nil
 }
 
 // Version returns the aggregate's current version: the sequence of the last message on its

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/metachat/metachat/domain"
 )
@@ -18,6 +19,7 @@ func concurrencyTests() []test {
 		{"ConcurrentWritersOneWins", testConcurrentWritersOneWins},
 		{"AtomicBatchContiguous", testAtomicBatchContiguous},
 		{"OrderAcrossManyAppends", testOrderAcrossManyAppends},
+		{"LoadDuringAppends", testLoadDuringAppends},
 	}
 }
 
@@ -141,5 +143,49 @@ func testOrderAcrossManyAppends(t *testing.T, s domain.EventStore) {
 			t.Fatalf("Load(%s): %d events at version %d, want 10 at %d", agg, len(events), version, versions[k])
 		}
 		requireIncreasing(t, "Load", events)
+	}
+}
+
+// testLoadDuringAppends: a load racing appends never answers "no events after v, version w > v".
+// A state folded from those events would pass for version w, and a command decided on it would be
+// appended at w without having seen the event at w.
+func testLoadDuringAppends(t *testing.T, s domain.EventStore) {
+	agg := ref("acme", "ticket", "raced")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var appendErr error
+	wg.Go(func() {
+		var v uint64
+		for ctx.Err() == nil {
+			res, err := s.Append(context.Background(), agg, v, newEvents(t, "ticket.noted", 1)...)
+			if err != nil {
+				appendErr = err
+				return
+			}
+			v = res.LastSequence
+		}
+	})
+	var after uint64
+	var problem error
+	for ctx.Err() == nil && problem == nil {
+		events, version, err := s.Load(context.Background(), agg, after)
+		switch {
+		case err != nil:
+			problem = err
+		case len(events) > 0 && version != events[len(events)-1].Sequence:
+			problem = fmt.Errorf("load after %d: events up to %d but version %d", after, events[len(events)-1].Sequence, version)
+		case len(events) == 0 && version > after:
+			problem = fmt.Errorf("load after %d: no events, yet version %d", after, version)
+		}
+		after = version
+	}
+	cancel()
+	wg.Wait()
+	if err := errors.Join(problem, appendErr); err != nil {
+		t.Fatal(err)
+	}
+	if after == 0 {
+		t.Fatal("no append was seen by a load")
 	}
 }
