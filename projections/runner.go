@@ -20,6 +20,10 @@ import (
 // should consume for it any more.
 var errGenerationGone = errors.New("projection generation is retired or dropped")
 
+// errDeliveryLost makes Run return when the consumer delivered an event this runner never
+// received: the supervisor starts a new runner, which recreates the consumer at the checkpoint.
+var errDeliveryLost = errors.New("an event delivery was lost")
+
 // Hooks let tests stop a runner at the two points where a crash matters. A hook that returns an
 // error makes Run return that error right there, as if the process died.
 type Hooks struct {
@@ -114,6 +118,8 @@ type Runner struct {
 	// uses them.
 	deferred      *delivered
 	deferredSince time.Time
+	// deliveries is the consumer sequence of the last delivery taken from the feed.
+	deliveries uint64
 }
 
 // NewRunner returns a runner for cfg.

@@ -59,6 +59,14 @@ func (r *Runner) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		if err != nil {
 			return fmt.Errorf("message metadata: %w", err)
 		}
+		// The consumer numbers its deliveries 1, 2, 3, …; a number skipped is a delivery that went
+		// to a pull request this runner no longer reads (lost in a reconnect), and the events after
+		// it must not be applied before it. Starting again recreates the consumer at the checkpoint.
+		if md.Sequence.Consumer != r.deliveries+1 {
+			return fmt.Errorf("%w: delivery %d came after %d; starting again from the checkpoint",
+				errDeliveryLost, md.Sequence.Consumer, r.deliveries)
+		}
+		r.deliveries = md.Sequence.Consumer
 		batch = append(batch, delivered{msg: m, seq: md.Sequence.Stream, pending: md.NumPending})
 	}
 	// One consumer delivers in order; redeliveries may interleave, and the checkpoint skips them.

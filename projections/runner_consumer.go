@@ -8,14 +8,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// consumer returns the generation's durable consumer, positioned so that the next event it
-// delivers is the one after the checkpoint. It creates the consumer at checkpoint+1 when there is
-// none. An existing consumer is kept when it is clean; it is recreated at checkpoint+1 when it
-// holds events delivered to an earlier runner and never acknowledged (JetStream would redeliver
-// them only after AckWait, delaying a failover by that long), when it acknowledged past the
-// checkpoint (the database was restored from an older backup: keeping it would lose events), or
-// when its acknowledgement policy or filter differ from the runner's. Only the holder of the
-// generation's lock calls this, so nobody else uses the consumer meanwhile.
+// consumer returns the generation's durable consumer, created afresh so that the next event it
+// delivers is the one after the checkpoint. An existing one is deleted first, always: it may still
+// hold pull requests of a runner that died (a killed process's requests live on in the server
+// until they expire, and an event delivered to one is lost to this runner until AckWait passes,
+// while later events come here — a gap), events delivered and never acknowledged, or an
+// acknowledgement floor past the checkpoint (a database restored from an older backup). A fresh
+// consumer also numbers its deliveries from 1, which is how the runner notices a delivery it never
+// received (runner_batch.go). Only the holder of the generation's lock calls this, so nobody else
+// uses the consumer meanwhile.
 func (r *Runner) consumer(ctx context.Context, cp uint64) (jetstream.Consumer, error) {
 	stream := r.cfg.Store.Stream()
 	info, err := stream.Info(ctx)
@@ -28,29 +29,6 @@ func (r *Runner) consumer(ctx context.Context, cp uint64) (jetstream.Consumer, e
 	}
 	name := ConsumerName(r.name, r.cfg.Generation)
 	filter := r.cfg.Store.Config().SubjectPrefix + ".>"
-	cons, err := stream.Consumer(ctx, name)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return r.createConsumer(ctx, stream, name, filter, cp)
-	case err != nil:
-		return nil, fmt.Errorf("look up consumer %s: %w", name, err)
-	}
-	ci := cons.CachedInfo()
-	var why string
-	switch {
-	case ci.NumAckPending > 0:
-		why = "events of an earlier runner are unacknowledged"
-	case ci.AckFloor.Stream > cp:
-		why = "the consumer acknowledged past the checkpoint"
-	case ci.Config.AckPolicy != jetstream.AckAllPolicy:
-		why = "acknowledgement policy differs"
-	case ci.Config.FilterSubject != filter || len(ci.Config.FilterSubjects) > 0:
-		why = "filter differs"
-	default:
-		return cons, nil
-	}
-	r.log.InfoContext(ctx, "recreating consumer at the checkpoint", "consumer", name, "reason", why,
-		"ack_floor", ci.AckFloor.Stream, "ack_pending", ci.NumAckPending, "checkpoint", cp)
 	if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("delete consumer %s: %w", name, err)
 	}

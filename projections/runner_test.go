@@ -350,3 +350,47 @@ func TestRunnerFailover(t *testing.T) {
 		t.Errorf("%d events, %d applications, at most %d of one; want 2, 2, 1", events, apps, most)
 	}
 }
+
+// TestRunnerIgnoresADeadRunnersPullRequest: a runner killed while its pull request was open leaves
+// that request in the server until it expires. The next runner recreates the consumer, so no
+// event is delivered to the dead request — none is lost or applied out of order.
+func TestRunnerIgnoresADeadRunnersPullRequest(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := t.Context()
+	c := &counter{reg: h.reg}
+	if err := h.manager(t, c).Ensure(ctx); err != nil {
+		t.Fatalf("ensure: %v", err)
+	}
+	_, first := h.createTenant(t, "before")
+	r1 := h.runner(t, c, 1, projections.Tuning{}, projections.Hooks{})
+	stop1 := start(t, r1.Run)
+	eventually(t, 10*time.Second, "the first runner to apply", func() bool { return r1.Status().Checkpoint == first })
+	if err := stop1(); err != nil {
+		t.Fatal(err)
+	}
+	// What a killed process leaves behind: a pull request for ten events, open for a minute, whose
+	// reply subject nobody reads any more.
+	cfg := h.store.Config()
+	req := `{"batch":10,"expires":60000000000}`
+	if err := h.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+cfg.Stream+"."+projections.ConsumerName("counter", 1),
+		"_INBOX.dead-runner", []byte(req)); err != nil {
+		t.Fatalf("leave a pull request behind: %v", err)
+	}
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for range 5 {
+		_, last = h.createTenant(t, "after")
+	}
+	r2 := h.runner(t, c, 1, projections.Tuning{}, projections.Hooks{})
+	stop2 := start(t, r2.Run)
+	eventually(t, 10*time.Second, "the next runner to apply every event", func() bool { return r2.Status().Checkpoint == last })
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	if events, apps, most := counts(t, h, 1); events != 6 || apps != 6 || most != 1 {
+		t.Errorf("%d events, %d applications, at most %d of one; want 6, 6, 1", events, apps, most)
+	}
+}
