@@ -197,14 +197,14 @@ func NewAssistant(cfg AssistantConfig) (*Assistant, error) {
 // Model is the answerer's model, as recorded in retrieval.performed.
 func (a *Assistant) Model() string { return a.cfg.Answerer.Model() }
 
-// Run answers customer messages until ctx ends: a durable consumer of the conversation events
+// Run answers customer messages until ctx ends: one durable consumer of the conversation events,
 // shared by every instance (each message goes to one of them at a time, and again after a crash),
-// Concurrency messages at once in this process — those of one conversation one at a time and in
-// order, so its replies follow its messages' order.
+// worked on by Concurrency workers here. The messages of one conversation go to the same worker,
+// so they are answered one at a time and in order.
 func (a *Assistant) Run(ctx context.Context) error {
 	err := a.cfg.Worker.Work(ctx, eventstore.WorkConfig{
 		Durable: a.cfg.Durable, Filter: domain.Filter{AggregateType: domain.ConversationAggregate},
-		Backoff:     []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, time.Minute},
+		Backoff: []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, time.Minute},
 		Concurrency: a.cfg.Concurrency, Logger: a.log,
 	}, a.Process)
 	if err != nil {

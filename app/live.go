@@ -224,8 +224,14 @@ func (l *Live) messageOf(env domain.Envelope) (Message, error) {
 	if !ok {
 		return Message{}, fmt.Errorf("%s decoded to %T", env.Type, ev)
 	}
-	return Message{ID: e.MessageID, ConversationID: env.AggregateID, Seq: e.Seq, Text: e.Text, Author: e.Author,
-		ClientMessageID: e.ClientMessageID, CreatedAt: e.SentAt}, nil
+	return messageOf(env.AggregateID, e), nil
+}
+
+// messageOf is the message a message.sent event of conversation id records, as the read model
+// has it.
+func messageOf(id string, m *domain.MessageSent) Message {
+	return Message{ID: m.MessageID, ConversationID: id, Seq: m.Seq, Text: m.Text, Author: m.Author,
+		ClientMessageID: m.ClientMessageID, Citations: m.Citations, CreatedAt: m.SentAt}
 }
 
 // typingSignal is the payload of a typing notice.
@@ -313,8 +319,7 @@ func (l *Live) Follow(ctx context.Context, p domain.Principal, conversationID st
 		}
 		state = l.decider.Evolve(state, ev)
 		if m, ok := ev.(*domain.MessageSent); ok && m.Seq > afterSeq {
-			f.pending = append(f.pending, Message{ID: m.MessageID, ConversationID: id, Seq: m.Seq, Text: m.Text,
-				Author: m.Author, ClientMessageID: m.ClientMessageID, CreatedAt: m.SentAt})
+			f.pending = append(f.pending, messageOf(id, m))
 		}
 		f.lastVersion = env.Sequence
 	}
