@@ -204,7 +204,7 @@ func (a *Assistant) Model() string { return a.cfg.Answerer.Model() }
 func (a *Assistant) Run(ctx context.Context) error {
 	err := a.cfg.Worker.Work(ctx, eventstore.WorkConfig{
 		Durable: a.cfg.Durable, Filter: domain.Filter{AggregateType: domain.ConversationAggregate},
-		Backoff: []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, time.Minute},
+		Backoff:     []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, time.Minute},
 		Concurrency: a.cfg.Concurrency, Logger: a.log,
 	}, a.Process)
 	if err != nil {
