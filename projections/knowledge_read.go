@@ -129,7 +129,8 @@ const DefaultPostingsPerLexeme = 1000
 //     (a rare lexeme is read whole; a lexeme in most chunks adds only its best ones, which is
 //     what BM25's low IDF would make of the rest anyway), summed with the lexemes' IDF; chunks
 //     that match the whole websearch_to_tsquery query (its AND, phrases and negations) come
-//     first, then the others by BM25. This bounds the work by the query, not the tenant's size;
+//     first, ranked by ts_rank_cd, then the others by BM25. This bounds the work by the query,
+//     not the tenant's size (ts_rank_cd ranks the bounded candidates only);
 //   - vector: pgvector cosine distance over the HNSW index (iterative index scans, pgvector 0.8,
 //     so the tenant filter cannot starve the results), with the full-text candidates added and
 //     everything ranked by exact distance, so that a chunk the approximate index missed keeps
@@ -169,7 +170,7 @@ func (k *Knowledge) Search(ctx context.Context, tenantID string, q SearchQuery) 
 			SELECT c.document_id::text, c.chunk_id::text, c.title, c.heading, c.text
 			FROM scored JOIN public.knowledge_chunks c ON c.tenant_id = $1 AND c.chunk_id = scored.chunk_id,
 				websearch_to_tsquery('english', $2) AS query
-			ORDER BY c.tsv @@ query DESC, scored.score DESC, c.chunk_id`, tenantID, q.Text, q.Candidates, q.PostingsPerLexeme)
+			ORDER BY c.tsv @@ query DESC, ts_rank_cd(c.tsv, query) DESC, scored.score DESC, c.chunk_id`, tenantID, q.Text, q.Candidates, q.PostingsPerLexeme)
 		if err != nil {
 			return fmt.Errorf("full-text search: %w", err)
 		}
