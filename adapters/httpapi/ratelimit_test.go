@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -90,5 +91,39 @@ func TestOperationBudgetsNameRealOperations(t *testing.T) {
 		if !ids[id] {
 			t.Errorf("budget %s names operation %q, which is not in the OpenAPI document", b, id)
 		}
+	}
+}
+
+// TestEveryOperationDeclaresTooManyRequests: every operation spends a budget (its own or the API
+// budget), so the contract must tell clients that each can answer 429.
+func TestEveryOperationDeclaresTooManyRequests(t *testing.T) {
+	c, err := loadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(c.json, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			var op struct {
+				OperationID string         `json:"operationId"`
+				Responses   map[string]any `json:"responses"`
+			}
+			if json.Unmarshal(raw, &op) != nil || op.OperationID == "" {
+				continue // not an operation (path-level parameters, for example)
+			}
+			n++
+			if _, ok := op.Responses["429"]; !ok {
+				t.Errorf("%s %s (%s) does not declare 429", method, path, op.OperationID)
+			}
+		}
+	}
+	if n != len(c.ops) {
+		t.Errorf("checked %d operations, the contract has %d", n, len(c.ops))
 	}
 }
