@@ -6,20 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 
-	"github.com/metachat/metachat/adapters/natsserver"
 	"github.com/metachat/metachat/app"
 	"github.com/metachat/metachat/domain"
-	"github.com/metachat/metachat/eventstore"
 	"github.com/metachat/metachat/projections"
 )
 
@@ -150,89 +145,42 @@ func benchKnowledge(ctx context.Context, t *table, o options, logger *slog.Logge
 const syntheticChunksPerDoc = 50
 
 type knowledgeWorld struct {
+	*benchStack
 	k         *app.Knowledge
 	db        projections.Beginner
 	owner     *pgxpool.Pool
 	projector *pgxpool.Pool
 	reg       *domain.Registry
 	proj      *projections.KnowledgeProjection
-	closers   []func()
-}
-
-func (w *knowledgeWorld) close() {
-	for i := len(w.closers) - 1; i >= 0; i-- {
-		w.closers[i]()
-	}
 }
 
 func startKnowledgeWorld(ctx context.Context, logger *slog.Logger) (_ *knowledgeWorld, err error) {
-	w := &knowledgeWorld{}
+	reg := domain.NewDefaultRegistry()
+	emb := projections.NewLocalEmbedder()
+	proj := projections.NewKnowledgeProjection(reg, emb)
+	s, err := startBenchStack(ctx, logger, []projections.Projection{proj}, 0)
+	if err != nil {
+		return nil, err
+	}
+	w := &knowledgeWorld{benchStack: s, db: s.pools.App, owner: s.pools.Owner, projector: s.pools.Projector, reg: reg, proj: proj}
 	defer func() {
 		if err != nil {
 			w.close()
 		}
 	}()
-	reg := domain.NewDefaultRegistry()
-	dir, err := os.MkdirTemp("", "metachat-bench-knowledge-")
+	waiter, err := projections.NewWaiter(projections.WaiterConfig{Pool: s.pools.App, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	w.closers = append(w.closers, func() { _ = os.RemoveAll(dir) })
-	srv, err := natsserver.Start(ctx, natsserver.Config{StoreDir: dir, Logger: logger})
+	objects, err := s.store.NewObjects(ctx, "bench_documents", 0)
 	if err != nil {
 		return nil, err
 	}
-	w.closers = append(w.closers, srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
+	if w.k, err = app.NewKnowledge(app.KnowledgeConfig{Store: s.store, Registry: reg, DB: s.pools.App, Waiter: waiter,
+		Objects: objects, Worker: s.store, Embedder: emb, Logger: logger}); err != nil {
 		return nil, err
 	}
-	w.closers = append(w.closers, nc.Close)
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	dbURL, drop, err := benchDatabase(ctx)
-	if err != nil {
-		return nil, err
-	}
-	w.closers = append(w.closers, drop)
-	pools, err := projections.OpenPools(ctx, projections.PoolsConfig{DatabaseURL: dbURL})
-	if err != nil {
-		return nil, err
-	}
-	w.closers = append(w.closers, pools.Close)
-	w.db, w.owner, w.projector, w.reg = pools.App, pools.Owner, pools.Projector, reg
-	emb := projections.NewLocalEmbedder()
-	w.proj = projections.NewKnowledgeProjection(reg, emb)
-	mgr, err := projections.NewManager(projections.ManagerConfig{
-		Projections: []projections.Projection{w.proj},
-		Store:       store, Owner: pools.Owner, Projector: pools.Projector, Logger: logger,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := mgr.Ensure(ctx); err != nil {
-		return nil, err
-	}
-	waiter, err := projections.NewWaiter(projections.WaiterConfig{Pool: pools.App, Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	objects, err := store.NewObjects(ctx, "bench_documents", 0)
-	if err != nil {
-		return nil, err
-	}
-	if w.k, err = app.NewKnowledge(app.KnowledgeConfig{Store: store, Registry: reg, DB: pools.App, Waiter: waiter,
-		Objects: objects, Worker: store, Embedder: emb, Logger: logger}); err != nil {
-		return nil, err
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{mgr.Run, waiter.Run, w.k.RunPipeline} {
-		wg.Go(func() { _ = run(runCtx) })
-	}
-	w.closers = append(w.closers, func() { cancel(); wg.Wait() })
+	s.runInBackground(s.mgr.Run, waiter.Run, w.k.RunPipeline)
 	return w, nil
 }
 

@@ -17,10 +17,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 
 	"github.com/metachat/metachat/adapters/httpapi"
-	"github.com/metachat/metachat/adapters/natsserver"
 	"github.com/metachat/metachat/adapters/socket"
 	"github.com/metachat/metachat/app"
 	"github.com/metachat/metachat/domain"
@@ -159,8 +157,7 @@ func (a staticAuthenticator) Authenticate(ctx context.Context, bearer string) (d
 // projections and the waiter running, the identity and conversations services and the HTTP
 // server on 127.0.0.1.
 type messageWorld struct {
-	closers  []func()
-	store    *eventstore.JetStream
+	*benchStack
 	reg      *domain.Registry
 	waiter   *projections.Waiter
 	base     string
@@ -177,67 +174,23 @@ type messageWorld struct {
 	cpu cpuMeter
 }
 
-func (w *messageWorld) close() {
-	for i := len(w.closers) - 1; i >= 0; i-- {
-		w.closers[i]()
-	}
-}
-
 func startMessageWorld(ctx context.Context, logger *slog.Logger) (_ *messageWorld, err error) {
-	w := &messageWorld{reg: domain.NewDefaultRegistry()}
+	reg := domain.NewDefaultRegistry()
+	s, err := startBenchStack(ctx, logger, projections.All(reg), 32)
+	if err != nil {
+		return nil, err
+	}
+	w := &messageWorld{benchStack: s, reg: reg, cpu: newCPUMeter(s.dbURL)}
 	defer func() {
 		if err != nil {
 			w.close()
 		}
 	}()
-	dir, err := os.MkdirTemp("", "metachat-bench-nats-")
-	if err != nil {
-		return nil, err
-	}
-	w.closers = append(w.closers, func() { _ = os.RemoveAll(dir) })
-	srv, err := natsserver.Start(ctx, natsserver.Config{StoreDir: dir, Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	w.closers = append(w.closers, srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		return nil, err
-	}
-	w.closers = append(w.closers, nc.Close)
-	if w.store, err = eventstore.Open(ctx, nc, eventstore.Config{Logger: logger}); err != nil {
-		return nil, err
-	}
-	dbURL, drop, err := benchDatabase(ctx)
-	if err != nil {
-		return nil, err
-	}
-	w.closers = append(w.closers, drop)
-	w.cpu = newCPUMeter(dbURL)
-	pools, err := projections.OpenPools(ctx, projections.PoolsConfig{DatabaseURL: dbURL, AppMaxConns: 32})
-	if err != nil {
-		return nil, err
-	}
-	w.closers = append(w.closers, pools.Close)
-	mgr, err := projections.NewManager(projections.ManagerConfig{
-		Projections: projections.All(w.reg),
-		Store:       w.store, Owner: pools.Owner, Projector: pools.Projector, Logger: logger,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := mgr.Ensure(ctx); err != nil {
-		return nil, err
-	}
+	pools, nc := s.pools, s.nc
 	if w.waiter, err = projections.NewWaiter(projections.WaiterConfig{Pool: pools.App, Logger: logger}); err != nil {
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{mgr.Run, w.waiter.Run} {
-		wg.Go(func() { _ = run(runCtx) })
-	}
-	w.closers = append(w.closers, func() { cancel(); wg.Wait() })
+	s.runInBackground(s.mgr.Run, w.waiter.Run)
 
 	identity, err := benchIdentity(w, pools.App, logger)
 	if err != nil {

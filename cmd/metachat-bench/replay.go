@@ -13,9 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
 
-	"github.com/metachat/metachat/adapters/natsserver"
 	"github.com/metachat/metachat/domain"
 	"github.com/metachat/metachat/eventstore"
 	"github.com/metachat/metachat/projections"
@@ -26,46 +24,13 @@ import (
 func benchReplay(ctx context.Context, t *table, o options, logger *slog.Logger) error {
 	t.header("replay: the whole stream into a new generation of the tenants projection")
 	t.row("events", "replay time", "events/s")
-	dir, err := os.MkdirTemp("", "metachat-bench-nats-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := natsserver.Start(ctx, natsserver.Config{StoreDir: dir, Logger: logger})
-	if err != nil {
-		return err
-	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{Logger: logger})
-	if err != nil {
-		return err
-	}
-	dbURL, drop, err := benchDatabase(ctx)
-	if err != nil {
-		return err
-	}
-	defer drop()
-	pools, err := projections.OpenPools(ctx, projections.PoolsConfig{DatabaseURL: dbURL})
-	if err != nil {
-		return err
-	}
-	defer pools.Close()
 	reg := domain.NewDefaultRegistry()
-	mgr, err := projections.NewManager(projections.ManagerConfig{
-		Projections: []projections.Projection{projections.NewTenantProjection(reg)},
-		Store:       store, Owner: pools.Owner, Projector: pools.Projector, Logger: logger,
-	})
+	s, err := startBenchStack(ctx, logger, []projections.Projection{projections.NewTenantProjection(reg)}, 0)
 	if err != nil {
 		return err
 	}
-	if err := mgr.Ensure(ctx); err != nil {
-		return err
-	}
+	defer s.close()
+	store, mgr := s.store, s.mgr
 	if err := appendTenantEvents(ctx, store, reg, o.replayEvents); err != nil {
 		return err
 	}
