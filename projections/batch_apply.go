@@ -71,3 +71,17 @@ func (r *Runner) applyAll(ctx context.Context, tx pgx.Tx, batch []delivered, res
 	res.checkpoint = max(res.checkpoint, batch[len(batch)-1].seq)
 	return true, nil
 }
+
+// BatchQueuer is a projection that can apply a batch of events as statements queued on a
+// pgx.Batch. The runner sends them in a single round trip to Postgres together with the
+// transaction's begin, the checkpoint update, its notification and the commit
+// (runner_pipeline.go): for the steady traffic of one projection (messages, for conversations)
+// that is one round trip per batch instead of one per statement.
+type BatchQueuer interface {
+	// QueueBatch queues on b statements that apply envs (in order, with the same result as Apply
+	// on each), and reports true; or it queues nothing and reports false when it cannot apply
+	// these events that way (the runner then applies them with ApplyBatch or Apply). A queued
+	// statement may fail the batch through its Exec callback: the runner then applies the batch
+	// again another way, which finds the poison event if there is one.
+	QueueBatch(b *pgx.Batch, schema string, envs []domain.Envelope) bool
+}

@@ -10,7 +10,36 @@ import (
 	"github.com/metachat/metachat/domain"
 )
 
-var _ BatchApplier = (*ConversationProjection)(nil)
+var (
+	_ BatchApplier = (*ConversationProjection)(nil)
+	_ BatchQueuer  = (*ConversationProjection)(nil)
+)
+
+// QueueBatch implements BatchQueuer for batches of message.sent events only (the steady traffic):
+// it queues the insert of their messages and the update of their conversations. Any other event
+// in envs, or one that does not decode or does not follow its conversation's previous message in
+// the batch, leaves b as it was and answers false; the runner then applies the batch another way.
+func (p *ConversationProjection) QueueBatch(b *pgx.Batch, schema string, envs []domain.Envelope) bool {
+	run := newMessageRun()
+	for _, env := range envs {
+		if env.AggregateType != domain.ConversationAggregate || env.Type != domain.EventMessageSent {
+			return false
+		}
+		ev, err := p.reg.Decode(env)
+		if err != nil {
+			return false
+		}
+		e, ok := ev.(*domain.MessageSent)
+		if !ok || run.add(env, e) != nil {
+			return false
+		}
+	}
+	if len(run.seqs) == 0 {
+		return false
+	}
+	run.queue(b, schema)
+	return true
+}
 
 // ApplyBatch applies envs in order with the same result as Apply on each, in far fewer
 // statements: every run of consecutive message.sent events is one insert of all its messages and
@@ -108,34 +137,41 @@ func (r *messageRun) flush(ctx context.Context, tx pgx.Tx, schema string) error 
 	if len(r.seqs) == 0 {
 		return nil
 	}
+	b := &pgx.Batch{}
+	r.queue(b, schema)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	*r = *newMessageRun()
+	return nil
+}
+
+// queue queues on b the two statements that write the run: the insert of its messages, and the
+// update of each of their conversations' counters where the conversation's message count is the
+// one before the run's first seq. Any other count fails the statement in Postgres (the check
+// must not wait for the client: in a pipelined batch the COMMIT comes right after): a message
+// does not follow its previous one, or the conversation is unknown.
+func (r *messageRun) queue(b *pgx.Batch, schema string) {
 	conv := pgx.Identifier{schema, "conversations"}.Sanitize()
 	msgs := pgx.Identifier{schema, "messages"}.Sanitize()
-	if _, err := tx.Exec(ctx, `INSERT INTO `+msgs+` (tenant_id, conversation_id, seq, id, text, author_type, author_id,
+	n := len(r.counts)
+	b.Queue(`INSERT INTO `+msgs+` (tenant_id, conversation_id, seq, id, text, author_type, author_id,
 			client_message_id, created_at, citations)
 		SELECT t, c, s, i, x, a, ai, cm, at, ci::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[],
 			$6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[]) AS u(t, c, s, i, x, a, ai, cm, at, ci)`,
-		r.tenants, r.convs, r.seqs, r.ids, r.texts, r.authorTypes, r.authorIDs, r.clientIDs, r.ats, r.citations); err != nil {
-		return fmt.Errorf("insert %d messages: %w", len(r.seqs), err)
-	}
-	n := len(r.counts)
+		r.tenants, r.convs, r.seqs, r.ids, r.texts, r.authorTypes, r.authorIDs, r.clientIDs, r.ats, r.citations)
 	tenants, ids := make([]string, n), make([]string, n)
 	firsts, lasts, versions := make([]int64, n), make([]int64, n), make([]int64, n)
 	ats := make([]time.Time, n)
 	for i, c := range r.counts {
 		tenants[i], ids[i], firsts[i], lasts[i], ats[i], versions[i] = c.tenant, c.id, c.first, c.last, c.lastAt, c.lastEventSeq
 	}
-	tag, err := tx.Exec(ctx, `UPDATE `+conv+` c SET message_count = u.last, last_message_at = u.at, version = u.version
-		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::bigint[])
-			AS u(tenant_id, id, first, last, at, version)
-		WHERE c.tenant_id = u.tenant_id AND c.id = u.id AND c.message_count = u.first - 1`,
-		tenants, ids, firsts, lasts, ats, versions)
-	if err != nil {
-		return fmt.Errorf("count messages of %d conversations: %w", n, err)
-	}
-	if int(tag.RowsAffected()) != n {
-		return fmt.Errorf("messages of %d of %d conversations do not follow their previous messages (or the conversation is unknown)",
-			n-int(tag.RowsAffected()), n)
-	}
-	*r = *newMessageRun()
-	return nil
+	b.Queue(`WITH counted AS (UPDATE `+conv+` c SET message_count = u.last, last_message_at = u.at, version = u.version
+			FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::bigint[])
+				AS u(tenant_id, id, first, last, at, version)
+			WHERE c.tenant_id = u.tenant_id AND c.id = u.id AND c.message_count = u.first - 1
+			RETURNING 1)
+		SELECT public.metachat_check(count(*) = $7, format('messages of %s of %s conversations do not follow their '
+			|| 'previous messages (or the conversation is unknown)', $7 - count(*), $7)) FROM counted`,
+		tenants, ids, firsts, lasts, ats, versions, int64(n))
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/metachat/metachat/domain"
 	"github.com/metachat/metachat/eventstore"
@@ -400,6 +401,37 @@ func TestConversationProjectionApplyBatch(t *testing.T) {
 		}
 	}
 
+	// QueueBatch, where the chunk is messages only, builds the same tables too, and refuses the
+	// chunks with other events.
+	setup()
+	queued, refused := 0, 0
+	for start := 0; start < len(envs); start += 3 {
+		chunk := envs[start:min(start+3, len(envs))]
+		b := &pgx.Batch{}
+		if !p.QueueBatch(b, schema, chunk) {
+			if b.Len() != 0 {
+				t.Fatalf("chunk at %d: QueueBatch refused it but queued %d statements", start, b.Len())
+			}
+			refused++
+			if err := applyBatch(chunk); err != nil {
+				t.Fatalf("batch at %d: %v", start, err)
+			}
+			continue
+		}
+		queued++
+		if err := pgx.BeginFunc(ctx, w.pools.Projector, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() }); err != nil {
+			t.Fatalf("queued batch at %d: %v", start, err)
+		}
+	}
+	if queued == 0 || refused == 0 {
+		t.Fatalf("QueueBatch took %d chunks and refused %d; the check needs both", queued, refused)
+	}
+	for table, order := range map[string]string{"conversations": "tenant_id, id", "messages": "tenant_id, conversation_id, seq"} {
+		if a, b := digest(g1, table, order), digest(schema, table, order); a != b || a == "" {
+			t.Errorf("%s: QueueBatch built %s, Apply %s", table, b, a)
+		}
+	}
+
 	// Gaps: against the table, and inside one run.
 	setup()
 	var starts []domain.Envelope
@@ -432,6 +464,12 @@ func TestConversationProjectionApplyBatch(t *testing.T) {
 	} {
 		if err := applyBatch(batch); err == nil {
 			t.Errorf("%s: applied", name)
+		}
+		b := &pgx.Batch{}
+		if p.QueueBatch(b, schema, batch) {
+			if err := pgx.BeginFunc(ctx, w.pools.Projector, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() }); err == nil {
+				t.Errorf("%s: queued and applied", name)
+			}
 		}
 	}
 	if err := applyBatch([]domain.Envelope{msg(1), msg(2)}); err != nil {

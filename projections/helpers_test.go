@@ -247,6 +247,33 @@ func (c *counter) Apply(ctx context.Context, tx pgx.Tx, schema string, env domai
 	return err
 }
 
+// queuingCounter is the counter applying its batches as queued statements (BatchQueuer, the
+// runner's pipelined batch); queued counts the events it queued. It leaves a batch with a poison
+// event to be applied another way, which refuses it.
+type queuingCounter struct {
+	*counter
+	queued *atomic.Int64
+}
+
+func (c queuingCounter) QueueBatch(b *pgx.Batch, schema string, envs []domain.Envelope) bool {
+	for _, env := range envs {
+		ev, err := c.reg.Decode(env)
+		if err != nil {
+			return false
+		}
+		if e, ok := ev.(*domain.TenantCreated); ok && c.broken.Load() && strings.HasPrefix(e.Name, "poison") {
+			return false
+		}
+	}
+	t := pgx.Identifier{schema, "applied"}.Sanitize()
+	for _, env := range envs {
+		b.Queue(`INSERT INTO `+t+` (tenant_id, event_id, seq, n) VALUES ($1, $2, $3, 1)
+			ON CONFLICT (event_id) DO UPDATE SET n = `+t+`.n + 1`, env.TenantID, env.ID, int64(env.Sequence))
+	}
+	c.queued.Add(int64(len(envs)))
+	return true
+}
+
 // counts returns how many events the counter holds, how many applications it counted and the most
 // applications of one event.
 func counts(t testing.TB, h *harness, gen int) (events, applications, most int64) {

@@ -120,6 +120,11 @@ type Runner struct {
 	deferredSince time.Time
 	// deliveries is the consumer sequence of the last delivery taken from the feed.
 	deliveries uint64
+	// checkpoint is the generation's checkpoint as this runner last read or committed it
+	// (checkpointKnown), which holds as long as it holds the generation's lock; the pipelined
+	// batch (runner_pipeline.go) applies the events after it and proves it still there.
+	checkpoint      uint64
+	checkpointKnown bool
 }
 
 // NewRunner returns a runner for cfg.
@@ -180,6 +185,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return r.exit(ctx, err)
 	}
+	r.checkpoint, r.checkpointKnown = cp, true
 	r.log.InfoContext(ctx, "projection runner started", "checkpoint", cp)
 	return r.exit(ctx, r.loop(ctx, lock, cons))
 }

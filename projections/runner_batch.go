@@ -104,6 +104,9 @@ func (r *Runner) handle(ctx context.Context, msgs []jetstream.Msg) error {
 // applyBatch applies the events of batch above the checkpoint in one transaction with the
 // checkpoint update, or finds the first poison event (and then applies nothing).
 func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult, error) {
+	if res, ok, err := r.applyPipelined(ctx, batch); err != nil || ok {
+		return res, err
+	}
 	tx, err := r.cfg.Pool.Begin(ctx)
 	if err != nil {
 		return batchResult{}, fmt.Errorf("begin batch: %w", err)
@@ -173,14 +176,12 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 			return batchResult{}, fmt.Errorf("after apply hook: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE public.projection_checkpoints
-		SET last_seq = $3, updated_at = now(), stopped_at = NULL, stop_error = NULL, stop_seq = NULL
-		WHERE projection = $1 AND generation = $2`, r.name, r.cfg.Generation, int64(res.checkpoint)); err != nil {
+	// The checkpoint and its notification, in one round trip (runner_pipeline.go has the statements).
+	b = &pgx.Batch{}
+	b.Queue(sqlMoveCheckpoint, r.name, r.cfg.Generation, int64(res.checkpoint), cp)
+	b.Queue(sqlNotifyCheckpoint, CheckpointChannel, r.name+":"+strconv.Itoa(r.cfg.Generation)+":"+strconv.FormatUint(res.checkpoint, 10))
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return batchResult{}, fmt.Errorf("update checkpoint: %w", err)
-	}
-	payload := r.name + ":" + strconv.Itoa(r.cfg.Generation) + ":" + strconv.FormatUint(res.checkpoint, 10)
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", CheckpointChannel, payload); err != nil {
-		return batchResult{}, fmt.Errorf("notify checkpoint: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return batchResult{}, fmt.Errorf("commit batch: %w", err)
@@ -204,6 +205,9 @@ func (r *Runner) ack(ctx context.Context, d delivered) {
 
 // committed records a committed batch in the status and tells OnCommit.
 func (r *Runner) committed(res batchResult, last delivered) {
+	if res.advanced {
+		r.checkpoint, r.checkpointKnown = res.checkpoint, true
+	}
 	r.update(func(s *Status) {
 		if res.checkpoint > s.Checkpoint {
 			s.Checkpoint = res.checkpoint

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,56 +123,71 @@ func TestRunnerCrashRecovery(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			h := newHarness(t)
-			ctx := t.Context()
-			c := &counter{reg: h.reg}
-			if err := h.manager(t, c).Ensure(ctx); err != nil {
-				t.Fatalf("ensure: %v", err)
-			}
-			const n = 30
-			var seqs []uint64
-			for i := range n {
-				_, seq := h.createTenant(t, fmt.Sprintf("T%d", i))
-				seqs = append(seqs, seq)
-			}
-			last := seqs[n-1]
-			tune := projections.Tuning{BatchSize: 7}
-
-			// The first runner dies in the batch that contains the 12th event.
-			crashAt := seqs[11]
-			r1 := h.runner(t, c, 1, tune, tc.hooks(crashAt))
-			err := r1.Run(ctx)
-			if !errors.Is(err, errCrash) {
-				t.Fatalf("first run returned %v, want the injected crash", err)
-			}
-			cp := readCheckpoint(t, h.pools.Owner, "counter", 1).LastSeq
-			if tc.committed && cp < crashAt {
-				t.Fatalf("checkpoint %d after a crash after commit, want at least %d", cp, crashAt)
-			}
-			if !tc.committed && cp >= crashAt {
-				t.Fatalf("checkpoint %d after a crash before commit, want below %d", cp, crashAt)
-			}
-			events, apps, most := counts(t, h, 1)
-			if uint64(events) != uint64(apps) || (events > 0 && most != 1) {
-				t.Fatalf("after the crash: %d events, %d applications, at most %d of one", events, apps, most)
-			}
-
-			// A new runner on the same consumer resumes: nothing lost, nothing twice.
-			r2 := h.runner(t, c, 1, tune, projections.Hooks{})
-			stop := start(t, r2.Run)
-			eventually(t, 10*time.Second, "the second runner to catch up", func() bool {
-				return r2.Status().Checkpoint == last
+		for _, queuing := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, pipelined %v", tc.name, queuing), func(t *testing.T) {
+				t.Parallel()
+				testRunnerCrashRecovery(t, errCrash, tc.hooks, tc.committed, queuing)
 			})
-			if err := stop(); err != nil {
-				t.Fatalf("second run: %v", err)
-			}
-			events, apps, most = counts(t, h, 1)
-			if events != n || apps != n || most != 1 {
-				t.Errorf("after recovery: %d events, %d applications, at most %d of one; want %d, %d, 1", events, apps, most, n, n)
-			}
-		})
+		}
+	}
+}
+
+// testRunnerCrashRecovery is one case of TestRunnerCrashRecovery: queuing runs the counter as a
+// BatchQueuer, whose batches the runner sends as one pipeline.
+func testRunnerCrashRecovery(t *testing.T, errCrash error, hooks func(crashAt uint64) projections.Hooks, committed, queuing bool) {
+	h := newHarness(t)
+	ctx := t.Context()
+	var c projections.Projection = &counter{reg: h.reg}
+	queued := &atomic.Int64{}
+	if queuing {
+		c = queuingCounter{counter: c.(*counter), queued: queued}
+	}
+	if err := h.manager(t, c).Ensure(ctx); err != nil {
+		t.Fatalf("ensure: %v", err)
+	}
+	const n = 30
+	var seqs []uint64
+	for i := range n {
+		_, seq := h.createTenant(t, fmt.Sprintf("T%d", i))
+		seqs = append(seqs, seq)
+	}
+	last := seqs[n-1]
+	tune := projections.Tuning{BatchSize: 7}
+
+	// The first runner dies in the batch that contains the 12th event.
+	crashAt := seqs[11]
+	r1 := h.runner(t, c, 1, tune, hooks(crashAt))
+	err := r1.Run(ctx)
+	if !errors.Is(err, errCrash) {
+		t.Fatalf("first run returned %v, want the injected crash", err)
+	}
+	cp := readCheckpoint(t, h.pools.Owner, "counter", 1).LastSeq
+	if committed && cp < crashAt {
+		t.Fatalf("checkpoint %d after a crash after commit, want at least %d", cp, crashAt)
+	}
+	if !committed && cp >= crashAt {
+		t.Fatalf("checkpoint %d after a crash before commit, want below %d", cp, crashAt)
+	}
+	events, apps, most := counts(t, h, 1)
+	if uint64(events) != uint64(apps) || (events > 0 && most != 1) {
+		t.Fatalf("after the crash: %d events, %d applications, at most %d of one", events, apps, most)
+	}
+
+	// A new runner on the same consumer resumes: nothing lost, nothing twice.
+	r2 := h.runner(t, c, 1, tune, projections.Hooks{})
+	stop := start(t, r2.Run)
+	eventually(t, 10*time.Second, "the second runner to catch up", func() bool {
+		return r2.Status().Checkpoint == last
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	events, apps, most = counts(t, h, 1)
+	if events != n || apps != n || most != 1 {
+		t.Errorf("after recovery: %d events, %d applications, at most %d of one; want %d, %d, 1", events, apps, most, n, n)
+	}
+	if queuing && queued.Load() == 0 {
+		t.Error("no batch went through the pipelined path")
 	}
 }
 
@@ -392,5 +409,50 @@ func TestRunnerIgnoresADeadRunnersPullRequest(t *testing.T) {
 	}
 	if events, apps, most := counts(t, h, 1); events != 6 || apps != 6 || most != 1 {
 		t.Errorf("%d events, %d applications, at most %d of one; want 6, 6, 1", events, apps, most)
+	}
+}
+
+// TestRunnerPipelineRefusesAMovedCheckpoint: the pipelined batch applies the events after the
+// checkpoint the runner last committed, and proves the checkpoint still there in the same
+// pipeline. A checkpoint moved by anything else fails the batch, which then applies nothing, and
+// the runner stops with the error (its supervisor starts it again from the database's checkpoint).
+func TestRunnerPipelineRefusesAMovedCheckpoint(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := t.Context()
+	queued := &atomic.Int64{}
+	c := queuingCounter{counter: &counter{reg: h.reg}, queued: queued}
+	if err := h.manager(t, c).Ensure(ctx); err != nil {
+		t.Fatalf("ensure: %v", err)
+	}
+	var last uint64
+	for i := range 5 {
+		_, last = h.createTenant(t, fmt.Sprintf("T%d", i))
+	}
+	r := h.runner(t, c, 1, projections.Tuning{BatchSize: 10}, projections.Hooks{})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	eventually(t, 10*time.Second, "the runner to catch up", func() bool { return r.Status().Checkpoint == last })
+	if queued.Load() == 0 {
+		t.Fatal("no batch went through the pipelined path")
+	}
+	if _, err := h.pools.Owner.Exec(ctx, `UPDATE public.projection_checkpoints SET last_seq = last_seq - 2
+		WHERE projection = 'counter' AND generation = 1`); err != nil {
+		t.Fatal(err)
+	}
+	h.createTenant(t, "after the move")
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "checkpoint moved") {
+			t.Fatalf("run returned %v, want the moved checkpoint", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the runner applied past a moved checkpoint")
+	}
+	if events, apps, most := counts(t, h, 1); events != 5 || apps != 5 || most != 1 {
+		t.Errorf("after the refused batch: %d events, %d applications, at most %d of one; want 5, 5, 1", events, apps, most)
+	}
+	if cp := readCheckpoint(t, h.pools.Owner, "counter", 1).LastSeq; cp != last-2 {
+		t.Errorf("checkpoint %d, want the moved %d", cp, last-2)
 	}
 }
