@@ -47,10 +47,16 @@
 // commits, each with its checkpoint; the consumer has then acknowledged past the checkpoint and is
 // recreated at it, and the events are applied again.
 //
-// A Selective projection names the aggregate types it applies; the runner passes every other event
-// over without decoding it and moves the checkpoint over it all the same. A batch of nothing but
-// other aggregates' events is acknowledged at once and its checkpoint deferred, then committed with
-// the next batch of its own events, after a short quiet period, or after at most a quarter second.
+// A Selective projection names the aggregate types it applies, and its consumer filters on their
+// subjects on the server: it never receives another aggregate's event, its checkpoint is its last
+// own event, and its lag counts its own events. A projection that is not Selective consumes the
+// whole stream; a batch with none of its events is acknowledged at once and its checkpoint
+// deferred, then committed with the next batch of its own events, after a short quiet period, or
+// after at most a quarter second.
+//
+// A BatchQueuer projection (conversations) has a batch it can queue sent to Postgres as one
+// pipeline: BEGIN, its statements, the checkpoint update, the notification and COMMIT. Checks that
+// must hold fail in Postgres (public.metachat_check), before the COMMIT of the same pipeline.
 //
 // A session-level advisory lock per projection generation, held on a dedicated connection while the
 // runner runs, makes sure only one runner per generation works at a time across processes; others
@@ -67,7 +73,8 @@
 // Manager.Rebuild (typically from the CLI, while servers run Manager.Run) takes a per-projection
 // advisory lock so rebuilds never overlap, creates generation N+1 in state building (schema,
 // Setup, grants, checkpoint 0, consumer from sequence 1), notes the stream's last sequence T and
-// runs a runner for N+1 until its checkpoint reaches T, reporting progress. It then stops that
+// runs a runner for N+1 until its checkpoint reaches T or its consumer has none of its events
+// pending, reporting progress. It then stops that
 // runner and, in one owner transaction under the projection's generations lock, drops the public
 // views of generation N, creates them on N+1, marks N retired and N+1 active and sends
 // pg_notify('metachat_projection_switch', '<name>:<N+1>'). Readers block for the instant the views

@@ -286,7 +286,7 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 	for i := range out {
 		s := &out[i]
 		s.StreamLastSeq = max(last, s.Checkpoint)
-		s.Lag = s.StreamLastSeq - s.Checkpoint
+		s.Lag = m.lag(ctx, *s)
 		if sup := sups[s.Projection]; sup != nil {
 			if r := sup.current(); r != nil && r.cfg.Generation == s.Generation {
 				rs := r.Status()
@@ -365,4 +365,39 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// lag is how many of the projection's events come after the checkpoint of s. For a Selective
+// projection that is what its generation's consumer has not had acknowledged (pending, or
+// delivered and in flight), at most every event after the checkpoint, which is the answer when
+// the consumer cannot be read (no runner has started the generation yet).
+func (m *Manager) lag(ctx context.Context, s Status) uint64 {
+	all := s.StreamLastSeq - s.Checkpoint
+	if _, ok := m.byName[s.Projection].(Selective); !ok || all == 0 {
+		return all
+	}
+	cons, err := m.cfg.Store.Stream().Consumer(ctx, ConsumerName(s.Projection, s.Generation))
+	if err != nil {
+		return all
+	}
+	info := cons.CachedInfo()
+	if info == nil {
+		return all
+	}
+	return min(all, info.NumPending+uint64(info.NumAckPending))
+}
+
+// lagSubject is the subject filter of the events that count in a projection's lag: its
+// consumer's one filter, or every event when it has several (the first event after the
+// checkpoint is then the first of any aggregate, which is never younger than the projection's).
+func (m *Manager) lagSubject(name string) string {
+	prefix := m.cfg.Store.Config().SubjectPrefix
+	p, ok := m.byName[name]
+	if !ok {
+		return prefix + ".>"
+	}
+	if subjects := subjectsOf(p, prefix); len(subjects) == 1 {
+		return subjects[0]
+	}
+	return prefix + ".>"
 }

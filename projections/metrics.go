@@ -144,7 +144,8 @@ func (c StatusCollectorConfig) Validate() error {
 // projection. Labels: projection, generation and state (active or building):
 //
 //   - metachat_projection_checkpoint_sequence: the stream sequence of the last event applied;
-//   - metachat_projection_lag_events: events in the stream after the checkpoint;
+//   - metachat_projection_lag_events: events in the stream after the checkpoint (for a Selective
+//     projection, of its own aggregate types: Manager.Status);
 //   - metachat_projection_lag_seconds: the age of the oldest unapplied event — now minus the time
 //     the stream stored the first event after the checkpoint; 0 when caught up. It grows by one
 //     second per second while the projection is stuck, however little is written;
@@ -233,8 +234,8 @@ func (c *StatusCollector) lagAge(ctx context.Context, s Status, now time.Time) (
 	if s.Lag == 0 {
 		return 0, nil
 	}
-	store := c.cfg.Manager.cfg.Store
-	msg, err := store.Stream().GetMsg(ctx, s.Checkpoint+1, jetstream.WithGetMsgSubject(store.Config().SubjectPrefix+".>"))
+	m := c.cfg.Manager
+	msg, err := m.cfg.Store.Stream().GetMsg(ctx, s.Checkpoint+1, jetstream.WithGetMsgSubject(m.lagSubject(s.Projection)))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}

@@ -126,15 +126,23 @@ func (m *Manager) catchUp(ctx context.Context, p Projection, gen int, target uin
 	reached := make(chan struct{})
 	var once sync.Once
 	cfg := m.runnerConfig(p, gen)
-	cfg.OnCommit = func(cp, _ uint64) {
-		progress(cp, max(target, cp))
-		if cp >= target {
-			once.Do(func() {
-				close(reached)
-				cancel()
-			})
-		}
+	done := func(cp uint64) {
+		once.Do(func() {
+			progress(max(cp, target), max(cp, target))
+			close(reached)
+			cancel()
+		})
 	}
+	cfg.OnCommit = func(cp, _ uint64) {
+		if cp >= target {
+			done(cp)
+			return
+		}
+		progress(cp, target)
+	}
+	// A Selective projection's consumer sees its own events only: none pending means every one
+	// of them up to the target (and beyond) is applied, even when the stream ends with others.
+	cfg.OnCaughtUp = done
 	r, err := NewRunner(cfg)
 	if err != nil {
 		return err

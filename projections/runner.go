@@ -53,6 +53,10 @@ type RunnerConfig struct {
 	// OnCommit, when set, is called after each batch commit with the new checkpoint and the number
 	// of events still pending in the stream after it.
 	OnCommit func(checkpoint, pending uint64)
+	// OnCaughtUp, when set, is called with the checkpoint whenever the runner has none of its
+	// events left to apply: when its consumer starts with none pending, and after a commit whose
+	// last event had none pending after it.
+	OnCaughtUp func(checkpoint uint64)
 	// Logger receives the runner's logs. Nil discards them. At debug level it logs every applied
 	// event with its id, type, sequence and correlation id, and a summary of every batch.
 	Logger *slog.Logger
@@ -187,6 +191,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	r.checkpoint, r.checkpointKnown = cp, true
 	r.log.InfoContext(ctx, "projection runner started", "checkpoint", cp)
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 && r.cfg.OnCaughtUp != nil {
+		r.cfg.OnCaughtUp(cp)
+	}
 	return r.exit(ctx, r.loop(ctx, lock, cons))
 }
 

@@ -221,6 +221,9 @@ func (r *Runner) committed(res batchResult, last delivered) {
 	if res.advanced && r.cfg.OnCommit != nil {
 		r.cfg.OnCommit(res.checkpoint, last.pending)
 	}
+	if res.advanced && last.pending == 0 && r.cfg.OnCaughtUp != nil {
+		r.cfg.OnCaughtUp(res.checkpoint)
+	}
 }
 
 // observed records a committed batch of n delivered events, the last one last, that took d: in

@@ -28,15 +28,15 @@ func (r *Runner) consumer(ctx context.Context, cp uint64) (jetstream.Consumer, e
 			"this read model was built from; rebuild the projection", cp, info.State.LastSeq)
 	}
 	name := ConsumerName(r.name, r.cfg.Generation)
-	filter := r.cfg.Store.Config().SubjectPrefix + ".>"
+	filters := subjectsOf(r.cfg.Projection, r.cfg.Store.Config().SubjectPrefix)
 	if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("delete consumer %s: %w", name, err)
 	}
-	return r.createConsumer(ctx, stream, name, filter, cp)
+	return r.createConsumer(ctx, stream, name, filters, cp)
 }
 
-func (r *Runner) createConsumer(ctx context.Context, stream jetstream.Stream, name, filter string, cp uint64) (jetstream.Consumer, error) {
-	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+func (r *Runner) createConsumer(ctx context.Context, stream jetstream.Stream, name string, filters []string, cp uint64) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   fmt.Sprintf("Metachat projection %s generation %d", r.name, r.cfg.Generation),
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
@@ -44,9 +44,14 @@ func (r *Runner) createConsumer(ctx context.Context, stream jetstream.Stream, na
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       r.cfg.Tuning.AckWait,
 		MaxDeliver:    -1,
-		FilterSubject: filter,
 		MaxAckPending: r.cfg.Tuning.MaxAckPending,
-	})
+	}
+	if len(filters) == 1 {
+		cfg.FilterSubject = filters[0]
+	} else {
+		cfg.FilterSubjects = filters
+	}
+	cons, err := stream.CreateConsumer(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s at %d: %w", name, cp+1, err)
 	}

@@ -6,12 +6,14 @@ import (
 	"github.com/metachat/metachat/domain"
 )
 
-// Selective is a Projection that applies the events of some aggregate types only. The runner
-// passes over every other event without decoding it, yet moves the checkpoint over it in the same
-// transaction, so a checkpoint still means "every event up to here" and waiting for any sequence
-// works as before. Every projection of this package is one: each consumes the whole stream, and
-// decoding the other aggregates' events multiplied the cost of every write by the number of
-// projections.
+// Selective is a Projection that applies the events of some aggregate types only. Its runner's
+// consumer asks the server for those aggregates' subjects alone (subjectsOf), so the other events
+// cost it nothing: no delivery, no decoding, no transaction. Its checkpoint is then the last of its
+// own events applied, and "applied up to sequence s" holds for every event of its aggregate types
+// up to s, which is what the services wait for (each waits only for the sequence of an event of
+// the projection's own aggregate types). Its lag counts its own events only (Manager.Status).
+// Every projection of this package is one: each used to consume the whole stream, and receiving
+// every write in every projection multiplied the cost of a write by the number of projections.
 type Selective interface {
 	// AggregateTypes are the aggregate types whose events Apply folds in.
 	AggregateTypes() []string
@@ -70,3 +72,17 @@ func (*WidgetProjection) AggregateTypes() []string { return []string{domain.Widg
 
 // AggregateTypes implements Selective.
 func (*KnowledgeProjection) AggregateTypes() []string { return []string{domain.DocumentAggregate} }
+
+// subjectsOf returns the subject filters of p's consumer under the stream's subject prefix: one
+// per aggregate type of a Selective projection, else every event.
+func subjectsOf(p Projection, prefix string) []string {
+	sel, ok := p.(Selective)
+	if !ok || len(sel.AggregateTypes()) == 0 {
+		return []string{prefix + ".>"}
+	}
+	out := make([]string, 0, len(sel.AggregateTypes()))
+	for _, t := range sel.AggregateTypes() {
+		out = append(out, prefix+".*."+t+".*")
+	}
+	return out
+}
