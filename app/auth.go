@@ -25,7 +25,8 @@ const maxBearerLen = 4096
 //     token's role claim is informative only);
 //   - API key: its form, then its keyed hash; a key verified before (apiKeyCache) is accepted
 //     when its aggregate's version in the event store is still the one it was verified at (one
-//     request to the store: a revocation changes it the moment it is stored); otherwise the live
+//     request to the store: a revocation changes it the moment it is stored; concurrent requests
+//     of one key share a check that started after each of them arrived, versionFlights); otherwise the live
 //     keys with its prefix (one indexed read of the read model) and a constant-time comparison
 //     of hashes, and, when the row is older than the aggregate, the aggregate itself decides.
 //     So a revoked key is refused from the moment its revocation is stored, on every instance.
@@ -68,7 +69,8 @@ func (i *Identity) authenticateAPIKey(ctx context.Context, key string) (domain.P
 	}
 	hash := hashAPIKey(i.cfg.APIKeyPepper, key)
 	if c, ok := i.keyCache.get(hash); ok {
-		v, err := i.cfg.Store.Version(ctx, domain.APIKeyRef(c.TenantID, c.KeyID))
+		ref := domain.APIKeyRef(c.TenantID, c.KeyID)
+		v, err := i.keyChecks.do(ctx, hash, func(ctx context.Context) (uint64, error) { return i.cfg.Store.Version(ctx, ref) })
 		if err == nil && v == c.Version {
 			i.recordAPIKeyUse(ctx, c)
 			return domain.Principal{TenantID: c.TenantID, APIKeyID: c.KeyID, Role: domain.RoleAPIKey}, nil

@@ -177,6 +177,8 @@ type Identity struct {
 	passwords *passwordHasher
 	usage     *useThrottle
 	keyCache  *apiKeyCache
+	// keyChecks shares the version checks of remembered keys between concurrent requests.
+	keyChecks *versionFlights
 
 	claims    *eventstore.Handler[domain.EmailClaim, domain.EmailClaimCommand]
 	tenants   *eventstore.Handler[domain.Tenant, domain.TenantCommand]
@@ -213,6 +215,7 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 		passwords: passwords,
 		usage:     newUseThrottle(cfg.APIKeyUseInterval),
 		keyCache:  newAPIKeyCache(DefaultAPIKeyCacheSize),
+		keyChecks: newVersionFlights(),
 		claims:    eventstore.NewHandler(cfg.Store, cfg.Registry, domain.EmailClaimDecider(), opts...),
 		tenants:   eventstore.NewHandler(cfg.Store, cfg.Registry, domain.TenantDecider(), opts...),
 		directory: eventstore.NewHandler(cfg.Store, cfg.Registry, domain.UserDirectoryDecider(),
