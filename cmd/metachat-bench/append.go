@@ -54,7 +54,7 @@ func appendScenario(ctx context.Context, t *table, o options, logger *slog.Logge
 		return err
 	}
 	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
+	nc, err := nats.Connect(srv.ClientURL(), srv.InProcessOption())
 	if err != nil {
 		return err
 	}

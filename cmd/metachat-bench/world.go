@@ -44,7 +44,8 @@ func startBenchStack(ctx context.Context, logger *slog.Logger, ps []projections.
 		return nil, err
 	}
 	s.closers = append(s.closers, srv.Shutdown)
-	if s.nc, err = nats.Connect(srv.ClientURL()); err != nil {
+	// In-process, as metachat serve connects to its embedded server: no loopback TCP.
+	if s.nc, err = nats.Connect(srv.ClientURL(), srv.InProcessOption()); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.nc.Close)
