@@ -157,11 +157,13 @@ func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // paced offers perSecond REST sends per second for d, each at its scheduled time whether or not
 // earlier ones were answered (at most msgMaxInFlight in flight), each to a random conversation;
-// latency counts from the scheduled time, so a backlog shows in it.
+// latency counts from the scheduled time, so a backlog shows in it. Each request in flight has a
+// keep-alive connection of a pool to itself; the pool is closed when the run ends.
 func (w *messageWorld) paced(ctx context.Context, token string, perSecond int, d time.Duration) (loadResult, error) {
 	total := int(float64(perSecond) * d.Seconds())
 	interval := time.Second / time.Duration(perSecond)
 	sem := make(chan struct{}, msgMaxInFlight)
+	pool := newLoadConnPool(w.addr, msgMaxInFlight)
 	var (
 		mu   sync.Mutex
 		lat  = make(latencies, 0, total)
@@ -177,11 +179,15 @@ func (w *messageWorld) paced(ctx context.Context, token string, perSecond int, d
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
+			wg.Wait()
+			pool.close()
 			return loadResult{}, ctx.Err()
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := w.send(ctx, token, rand.IntN(len(w.convIDs))); err != nil {
+			c := pool.get()
+			defer pool.put(c)
+			if err := w.send(ctx, c, token, rand.IntN(len(w.convIDs))); err != nil {
 				errs.Add(1)
 				return
 			}
@@ -191,7 +197,9 @@ func (w *messageWorld) paced(ctx context.Context, token string, perSecond int, d
 		})
 	}
 	wg.Wait()
-	return loadResult{n: len(lat), rate: rate(len(lat), time.Since(start)), lat: lat, errors: errs.Load()}, nil
+	elapsed := time.Since(start)
+	pool.close()
+	return loadResult{n: len(lat), rate: rate(len(lat), elapsed), lat: lat, errors: errs.Load()}, nil
 }
 
 // pacedSocketSends offers perSecond socket sends for d from random pairs' first sockets, timing

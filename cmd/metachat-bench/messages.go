@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,7 @@ func benchMessages(ctx context.Context, t *table, _ options, logger *slog.Logger
 		return err
 	}
 	defer w.close()
+	t.row("(load generator: a minimal keep-alive HTTP/1.1 client in this process, one connection per client, so that its own CPU stays small)")
 	t.row("auth", "scenario", "messages", "msg/s", "P50", "P99", "errors", "CPU/msg: bench process", "CPU/msg: Postgres")
 	row := func(auth, scenario string, r loadResult, before cpuUse) {
 		self, pg := perMessage(before, w.cpu.read(), r.n)
@@ -61,7 +63,7 @@ func benchMessages(ctx context.Context, t *table, _ options, logger *slog.Logger
 	}
 	// The floor: the same clients against a bare net/http handler on this machine.
 	before := w.cpu.read()
-	r, err := bareHTTPFloor(ctx, w.client, 64)
+	r, err := bareHTTPFloor(ctx, 64)
 	if err != nil {
 		return err
 	}
@@ -73,7 +75,9 @@ func benchMessages(ctx context.Context, t *table, _ options, logger *slog.Logger
 				profile = os.Getenv(msgProfileEnv)
 			}
 			before := w.cpu.read()
-			r, err := w.closedLoop(ctx, clients, profile, func(ctx context.Context, i int) error { return w.send(ctx, auth.token, i) })
+			r, err := w.closedLoop(ctx, clients, profile, func(ctx context.Context, c *loadConn, i int) error {
+				return w.send(ctx, c, auth.token, i)
+			})
 			if err != nil {
 				return err
 			}
@@ -99,8 +103,8 @@ func benchMessages(ctx context.Context, t *table, _ options, logger *slog.Logger
 
 // bareHTTPFloor runs the closed loop of clients against a net/http server on loopback whose
 // handler only decodes the JSON body and answers a small JSON document: what HTTP alone costs on
-// this machine, the ceiling every figure above is under.
-func bareHTTPFloor(ctx context.Context, client *http.Client, clients int) (loadResult, error) {
+// this machine, the ceiling every figure above is under. The clients are the same loadConns.
+func bareHTTPFloor(ctx context.Context, clients int) (loadResult, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return loadResult{}, err
@@ -120,10 +124,10 @@ func bareHTTPFloor(ctx context.Context, client *http.Client, clients int) (loadR
 	})}
 	go func() { _ = hs.Serve(ln) }()
 	defer func() { _ = hs.Close() }()
-	floor := &messageWorld{base: "http://" + ln.Addr().String(), client: client}
-	return floor.closedLoop(ctx, clients, "", func(ctx context.Context, i int) error {
-		body := fmt.Appendf(nil, `{"text":"Hello, this is bench message %d. How can I help you today?","client_message_id":"floor-%d"}`, i, i)
-		status, err := floor.post(ctx, "/floor", "token", body, nil)
+	floor := &messageWorld{addr: ln.Addr().String()}
+	return floor.closedLoop(ctx, clients, "", func(ctx context.Context, c *loadConn, i int) error {
+		c.scratch = appendMessageBody(c.scratch[:0], "floor-", int64(i))
+		status, _, err := c.post(ctx, "/floor", "token", c.scratch)
 		if err == nil && status != http.StatusCreated {
 			err = fmt.Errorf("floor: status %d", status)
 		}
@@ -158,17 +162,20 @@ func (a staticAuthenticator) Authenticate(ctx context.Context, bearer string) (d
 // server on 127.0.0.1.
 type messageWorld struct {
 	*benchStack
-	reg      *domain.Registry
-	waiter   *projections.Waiter
-	base     string
-	client   *http.Client
-	auths    []benchAuth
-	tenant   domain.Principal
-	owner    domain.Principal
-	widgets  *app.Widgets
-	live     *app.Live
-	gateway  *socket.Gateway
-	convIDs  []string
+	reg     *domain.Registry
+	waiter  *projections.Waiter
+	base    string // the server's URL, for net/http (setup calls)
+	addr    string // the server's host:port, for the load generator's loadConns
+	client  *http.Client
+	auths   []benchAuth
+	tenant  domain.Principal
+	owner   domain.Principal
+	widgets *app.Widgets
+	live    *app.Live
+	gateway *socket.Gateway
+	convIDs []string
+	// msgPaths are the send paths of convIDs, one each.
+	msgPaths []string
 	bodySeed atomic.Int64
 	// cpu reads the CPU time of this process and of the bench database's backends.
 	cpu cpuMeter
@@ -223,7 +230,8 @@ func startMessageWorld(ctx context.Context, logger *slog.Logger) (_ *messageWorl
 	hs := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	w.closers = append(w.closers, func() { _ = hs.Close() })
-	w.base = "http://" + ln.Addr().String()
+	w.addr = ln.Addr().String()
+	w.base = "http://" + w.addr
 	w.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute,
 	}}
@@ -277,6 +285,7 @@ func (w *messageWorld) createConversations(ctx context.Context, token string) er
 			return fmt.Errorf("create conversation: status %d: %w", status, err)
 		}
 		w.convIDs = append(w.convIDs, out.ID)
+		w.msgPaths = append(w.msgPaths, "/api/v1/conversations/"+out.ID+"/messages")
 	}
 	return nil
 }
@@ -306,18 +315,29 @@ func (w *messageWorld) post(ctx context.Context, path, token string, body []byte
 	return resp.StatusCode, nil
 }
 
-// send posts one message to the conversation number i (mod the conversations).
-func (w *messageWorld) send(ctx context.Context, token string, i int) error {
-	n := w.bodySeed.Add(1)
-	body := fmt.Appendf(nil, `{"text":"Hello, this is bench message %d. How can I help you today?","client_message_id":"bench-%d"}`, n, n)
-	status, err := w.post(ctx, "/api/v1/conversations/"+w.convIDs[i%len(w.convIDs)]+"/messages", token, body, nil)
+// send posts one message over c to the conversation number i (mod the conversations) and checks
+// that it was created.
+func (w *messageWorld) send(ctx context.Context, c *loadConn, token string, i int) error {
+	c.scratch = appendMessageBody(c.scratch[:0], "bench-", w.bodySeed.Add(1))
+	status, body, err := c.post(ctx, w.msgPaths[i%len(w.msgPaths)], token, c.scratch)
 	if err != nil {
 		return err
 	}
 	if status != http.StatusCreated {
-		return fmt.Errorf("send message: status %d", status)
+		return fmt.Errorf("send message: status %d: %q", status, clip(body))
 	}
 	return nil
+}
+
+// appendMessageBody appends the JSON body of the bench message number n, whose client message id
+// is idPrefix and n, to dst.
+func appendMessageBody(dst []byte, idPrefix string, n int64) []byte {
+	dst = append(dst, `{"text":"Hello, this is bench message `...)
+	dst = strconv.AppendInt(dst, n, 10)
+	dst = append(dst, `. How can I help you today?","client_message_id":"`...)
+	dst = append(dst, idPrefix...)
+	dst = strconv.AppendInt(dst, n, 10)
+	return append(dst, `"}`...)
 }
 
 // loadResult is what a scenario measured.
@@ -328,9 +348,10 @@ type loadResult struct {
 	errors int64
 }
 
-// closedLoop runs clients that each send (with send) their next message when the previous one is answered,
-// msgPerScenario in all (or until msgScenarioLimit), and writes a CPU profile to profile when set.
-func (w *messageWorld) closedLoop(ctx context.Context, clients int, profile string, send func(context.Context, int) error) (loadResult, error) {
+// closedLoop runs clients that each send (with send, over a keep-alive connection of the client's
+// own) their next message when the previous one is answered, msgPerScenario in all (or until
+// msgScenarioLimit), and writes a CPU profile to profile when set.
+func (w *messageWorld) closedLoop(ctx context.Context, clients int, profile string, send func(context.Context, *loadConn, int) error) (loadResult, error) {
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
@@ -350,13 +371,15 @@ func (w *messageWorld) closedLoop(ctx context.Context, clients int, profile stri
 	start := time.Now()
 	for c := range clients {
 		wg.Go(func() {
+			conn := newLoadConn(w.addr)
+			defer conn.close()
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= msgPerScenario || ctx.Err() != nil {
 					return
 				}
 				t0 := time.Now()
-				if err := send(ctx, i); err != nil {
+				if err := send(ctx, conn, i); err != nil {
 					errs.Add(1)
 					continue
 				}
