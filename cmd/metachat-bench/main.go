@@ -16,9 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/metachat/metachat/internal/runtimecfg"
 )
 
 func main() {
+	runtimecfg.Apply(os.Getenv) // the garbage collector runs as in metachat serve
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {

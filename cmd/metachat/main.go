@@ -9,22 +9,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+
+	"github.com/metachat/metachat/internal/runtimecfg"
 )
 
-// defaultGCPercent is the garbage collector's target when the GOGC environment variable does not
-// set one: the heap may grow to five times what is live before a collection, instead of Go's
-// twice. A send allocates mostly short-lived request, event and JSON buffers, and the live heap of
-// a serving instance is tens of megabytes; collecting a quarter as often takes a sizeable share
-// of the CPU per message back (make bench) for a peak heap still in the low hundreds of
-// megabytes. GOGC and GOMEMLIMIT, the runtime's own settings, override it.
-const defaultGCPercent = 400
-
 func main() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
+	runtimecfg.Apply(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
