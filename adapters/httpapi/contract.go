@@ -33,6 +33,9 @@ type operation struct {
 	// Multipart is set when the body is multipart/form-data (an upload) rather than JSON.
 	Multipart bool
 	pathItem  *v3.PathItem
+	// check is the operation's request check compiled from the document (precompiled.go); nil
+	// when every request goes to the validator.
+	check *requestCheck
 }
 
 // Public reports whether the operation needs no credential.
@@ -104,8 +107,16 @@ func loadContract() (*contract, error) {
 	}
 	// The regex cache keeps the validator from compiling a path template's regular expression on
 	// every request (it was the largest single cost of a message send).
-	c.validator = validator.NewValidatorFromV3Model(&model.Model, config.WithoutSecurityValidation(), config.WithFormatAssertions(),
-		config.WithRegexCache(&sync.Map{}))
+	opts := []config.Option{config.WithoutSecurityValidation(), config.WithFormatAssertions(), config.WithRegexCache(&sync.Map{})}
+	c.validator = validator.NewValidatorFromV3Model(&model.Model, opts...)
+	// Each operation's request check is compiled with the validator's options, so that its
+	// schemas are the ones the validator would compile (see requestCheck).
+	checkOpts := config.NewValidationOptions(opts...)
+	for _, op := range c.ops {
+		if !op.Multipart {
+			op.check = compileRequestCheck(&model.Model, op.Path, op.Method, op.pathItem, checkOpts)
+		}
+	}
 	return c, nil
 }
 
