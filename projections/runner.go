@@ -246,6 +246,7 @@ func (r *Runner) loop(ctx context.Context, lock *sessionLock, cons jetstream.Con
 	defer f.stop()
 	defer r.flushDeferred(ctx)
 	lastCheck := time.Now()
+	pace := &lingerPace{max: r.cfg.Tuning.Linger}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err // exit turns it into a clean return
@@ -256,7 +257,7 @@ func (r *Runner) loop(ctx context.Context, lock *sessionLock, cons jetstream.Con
 			}
 			lastCheck = time.Now()
 		}
-		msgs, err := f.next(ctx, r.idleWait(), r.cfg.Tuning.BatchSize)
+		msgs, err := f.next(ctx, r.idleWait(), r.cfg.Tuning.BatchSize, pace)
 		if err != nil {
 			return err
 		}

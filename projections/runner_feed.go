@@ -66,9 +66,9 @@ func (f *feed) stop() {
 }
 
 // next waits up to idle for the next event, then takes whatever else is already buffered, up to
-// limit in all, without waiting: a batch costs one wait only when the runner is idle. No event
-// within idle is an empty batch and no error.
-func (f *feed) next(ctx context.Context, idle time.Duration, limit int) ([]jetstream.Msg, error) {
+// limit in all; under steady traffic (pace) a small batch also lingers up to Tuning.Linger for
+// more. No event within idle is an empty batch and no error.
+func (f *feed) next(ctx context.Context, idle time.Duration, limit int, pace *lingerPace) ([]jetstream.Msg, error) {
 	timer := time.NewTimer(idle)
 	defer timer.Stop()
 	var first jetstream.Msg
@@ -83,13 +83,57 @@ func (f *feed) next(ctx context.Context, idle time.Duration, limit int) ([]jetst
 	}
 	msgs := make([]jetstream.Msg, 1, min(limit, len(f.msgs)+1))
 	msgs[0] = first
+	linger := pace.arrived(time.Now())
+	defer func() { pace.events = len(msgs) }()
+	var lingered <-chan time.Time
 	for len(msgs) < limit {
 		select {
 		case m := <-f.msgs:
 			msgs = append(msgs, m)
+			continue
 		default:
+		}
+		if linger <= 0 || len(msgs) >= lingerBelow {
 			return msgs, nil
+		}
+		if lingered == nil {
+			timer.Reset(linger)
+			lingered = timer.C
+		}
+		select {
+		case m := <-f.msgs:
+			msgs = append(msgs, m)
+		case <-lingered:
+			return msgs, nil
+		case <-ctx.Done():
+			return msgs, nil // the batch is applied; the next call sees ctx
 		}
 	}
 	return msgs, nil
+}
+
+// lingerBelow is the batch size from which a batch no longer lingers for more events.
+const lingerBelow = 8
+
+// lingerPace decides whether a batch lingers for more events after its first (Tuning.Linger):
+// only when the events before it came faster than one per linger period, so that waiting is likely
+// to gather more. A lone write, or a writer that waits for each of its writes to be applied before
+// the next, is applied at once; steady traffic (thousands of sends a second, each waiting for its
+// own) is applied a few events a transaction instead of one, which takes most of the
+// per-transaction cost in Postgres (commit, notification, the listeners' wake-ups) off each event.
+type lingerPace struct {
+	max    time.Duration // Tuning.Linger
+	first  time.Time     // when the previous batch's first event arrived
+	events int           // how many events that batch had
+}
+
+// arrived records the arrival of a batch's first event at now and returns how long the batch may
+// linger.
+func (p *lingerPace) arrived(now time.Time) time.Duration {
+	prev, n := p.first, p.events
+	p.first = now
+	if p.max <= 0 || n == 0 || now.Sub(prev)/time.Duration(n) >= p.max {
+		return 0
+	}
+	return p.max
 }

@@ -9,6 +9,7 @@ import (
 // Defaults of Tuning.
 const (
 	DefaultBatchSize         = 500
+	DefaultLinger            = 1 * time.Millisecond
 	DefaultIdleWait          = time.Second
 	DefaultAckWait           = 30 * time.Second
 	DefaultLockCheckInterval = 5 * time.Second
@@ -26,6 +27,9 @@ type Tuning struct {
 	AckWait time.Duration
 	// MaxAckPending bounds events delivered but not acknowledged. Default twice BatchSize.
 	MaxAckPending int
+	// Linger is how long a small batch (fewer than lingerBelow events) waits, after its first
+	// event, for more to come before it is applied. Default DefaultLinger; negative: not at all.
+	Linger time.Duration
 	// LockCheckInterval is how often a runner checks that its lock session is still alive.
 	// Default DefaultLockCheckInterval.
 	LockCheckInterval time.Duration
@@ -43,6 +47,9 @@ func (t *Tuning) setDefaults() {
 	}
 	if t.MaxAckPending == 0 {
 		t.MaxAckPending = 2 * t.BatchSize
+	}
+	if t.Linger == 0 {
+		t.Linger = DefaultLinger
 	}
 	if t.LockCheckInterval == 0 {
 		t.LockCheckInterval = DefaultLockCheckInterval
