@@ -145,7 +145,7 @@ func (l *Live) Run(ctx context.Context) error {
 	l.once.Do(func() { close(l.running) })
 	backoff := 100 * time.Millisecond
 	for {
-		err := l.cfg.Store.Subscribe(ctx, l.position.Load(), domain.Filter{AggregateType: domain.ConversationAggregate}, l.onEvent)
+		err := l.subscribe(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -167,6 +167,28 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// subscribe follows the conversation events from the hub's position. With a store that can pass
+// events over before decoding them, the events of conversations nobody here follows are not
+// decoded (most of them, on a busy instance); a follower that registers after such an event went
+// by finds it in the store, since it loads after registering.
+func (l *Live) subscribe(ctx context.Context) error {
+	filter := domain.Filter{AggregateType: domain.ConversationAggregate}
+	if ps, ok := l.cfg.Store.(domain.PassingSubscriber); ok {
+		return ps.SubscribePassing(ctx, l.position.Load(), filter, l.passOver, l.onEvent)
+	}
+	return l.cfg.Store.Subscribe(ctx, l.position.Load(), filter, l.onEvent)
+}
+
+// passOver reports whether the event at seq of agg goes by without being decoded: nobody here
+// follows its conversation. It moves the position past it either way.
+func (l *Live) passOver(agg domain.AggregateRef, seq uint64) bool {
+	l.position.Store(seq + 1)
+	l.mu.Lock()
+	n := len(l.follows[liveKey{agg.TenantID, agg.ID}])
+	l.mu.Unlock()
+	return n == 0
 }
 
 // onEvent hands a stored message to its conversation's followers.

@@ -196,3 +196,15 @@ type EventStore interface {
 	// current.
 	Version(ctx context.Context, agg AggregateRef) (uint64, error)
 }
+
+// PassingSubscriber is an EventStore whose subscriptions can pass events over before decoding
+// them: for a follower that wants few of the events it must watch go by (the live hub, which
+// hands on only the messages of conversations someone follows), deciding from the aggregate alone
+// saves decoding every other event. Both stores of package eventstore implement it.
+type PassingSubscriber interface {
+	// SubscribePassing is Subscribe, except that pass is first called with each matching event's
+	// aggregate and sequence, in order; an event pass reports true for is not handed to fn (and
+	// need not be decoded). pass runs on the subscription's goroutine, like fn.
+	SubscribePassing(ctx context.Context, from uint64, filter Filter, pass func(agg AggregateRef, seq uint64) bool,
+		fn func(Envelope) error) error
+}

@@ -240,6 +240,12 @@ func (m *Memory) collect(from uint64, filter domain.Filter, limit int) ([]domain
 // Subscribe calls fn for every event matching filter from sequence from on, in order, first the
 // stored ones, then new ones as they are appended, until ctx is done (nil) or fn fails (its error).
 func (m *Memory) Subscribe(ctx context.Context, from uint64, filter domain.Filter, fn func(domain.Envelope) error) error {
+	return m.SubscribePassing(ctx, from, filter, nil, fn)
+}
+
+// SubscribePassing implements domain.PassingSubscriber. pass is called outside the store's lock.
+func (m *Memory) SubscribePassing(ctx context.Context, from uint64, filter domain.Filter,
+	pass func(domain.AggregateRef, uint64) bool, fn func(domain.Envelope) error) error {
 	if err := validateFilter(filter); err != nil {
 		return err
 	}
@@ -259,6 +265,9 @@ func (m *Memory) Subscribe(ctx context.Context, from uint64, filter domain.Filte
 		for _, e := range events {
 			if ctx.Err() != nil {
 				return nil //nolint:nilerr // a cancelled subscription ends without error, as documented
+			}
+			if pass != nil && pass(e.Aggregate(), e.Sequence) {
+				continue
 			}
 			if err := fn(e); err != nil {
 				return err

@@ -20,6 +20,13 @@ const subscribeHeartbeat = time.Second
 // recreates after a gap or a reconnection. It returns nil when ctx is done and fn's error as is when
 // fn fails.
 func (s *JetStream) Subscribe(ctx context.Context, from uint64, filter domain.Filter, fn func(domain.Envelope) error) error {
+	return s.SubscribePassing(ctx, from, filter, nil, fn)
+}
+
+// SubscribePassing implements domain.PassingSubscriber: pass, when not nil, sees each event's
+// aggregate (from its subject) and sequence first, and an event it passes over is not decoded.
+func (s *JetStream) SubscribePassing(ctx context.Context, from uint64, filter domain.Filter,
+	pass func(domain.AggregateRef, uint64) bool, fn func(domain.Envelope) error) error {
 	subject, err := FilterSubject(s.cfg.SubjectPrefix, filter)
 	if err != nil {
 		return err
@@ -57,6 +64,11 @@ func (s *JetStream) Subscribe(ctx context.Context, from uint64, filter domain.Fi
 		md, err := msg.Metadata()
 		if err != nil {
 			return unavailable("consume "+subject, fmt.Errorf("message metadata: %w", err))
+		}
+		if pass != nil {
+			if agg, err := aggregateOfSubject(msg.Subject()); err == nil && pass(agg, md.Sequence.Stream) {
+				continue
+			}
 		}
 		env, err := DecodeMsg(msg.Subject(), msg.Data(), md.Sequence.Stream)
 		if err != nil {

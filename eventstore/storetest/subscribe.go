@@ -16,6 +16,7 @@ func subscribeTests() []test {
 		{"SubscribeFromWithFilter", testSubscribeFromWithFilter},
 		{"SubscribeReturnsHandlerError", testSubscribeHandlerError},
 		{"SubscribeStopsOnCancel", testSubscribeStopsOnCancel},
+		{"SubscribePassing", testSubscribePassing},
 	}
 }
 
@@ -169,5 +170,84 @@ func testSubscribeStopsOnCancel(t *testing.T, s domain.EventStore) {
 	time.Sleep(50 * time.Millisecond) // let it wait for events
 	if err := sub.stop(t); err != nil {
 		t.Fatalf("Subscribe returned %v after cancel, want nil", err)
+	}
+}
+
+// testSubscribePassing: a store that is a domain.PassingSubscriber (both of package eventstore
+// are) shows pass every matching event's aggregate and sequence in order, stored then live, and
+// hands fn exactly the events pass keeps.
+func testSubscribePassing(t *testing.T, s domain.EventStore) {
+	ps, ok := s.(domain.PassingSubscriber)
+	if !ok {
+		t.Fatalf("%T is not a domain.PassingSubscriber", s)
+	}
+	a, b, other := ref("acme", "ticket", "a"), ref("acme", "ticket", "b"), ref("acme", "note", "n")
+	stored := appendEach(t, s, 3, a, b, other)
+	var want []domain.Envelope
+	var wantSeen []uint64
+	for _, e := range stored {
+		if e.AggregateType != "ticket" {
+			continue
+		}
+		wantSeen = append(wantSeen, e.Sequence)
+		if e.AggregateID == "b" {
+			want = append(want, e)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := make(chan uint64, 100)
+	got := make(chan domain.Envelope, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- ps.SubscribePassing(ctx, 0, domain.Filter{AggregateType: "ticket"}, func(agg domain.AggregateRef, seq uint64) bool {
+			seen <- seq
+			return agg.ID != "b"
+		}, func(e domain.Envelope) error {
+			got <- e
+			return nil
+		})
+	}()
+	take := func(n int) ([]uint64, []domain.Envelope) {
+		var seqs []uint64
+		var envs []domain.Envelope
+		timeout := time.After(waitTimeout)
+		for len(envs) < n {
+			select {
+			case e := <-got:
+				envs = append(envs, e)
+			case err := <-done:
+				t.Fatalf("SubscribePassing returned %v", err)
+			case <-timeout:
+				t.Fatalf("got %d of %d events", len(envs), n)
+			}
+		}
+		for len(seen) > 0 {
+			seqs = append(seqs, <-seen)
+		}
+		return seqs, envs
+	}
+	seqs, envs := take(len(want))
+	requireIDs(t, "stored events kept", envs, want)
+	if fmt.Sprint(seqs) != fmt.Sprint(wantSeen) {
+		t.Errorf("pass saw sequences %v, want %v", seqs, wantSeen)
+	}
+	passed := newEvent(t, "thing.happened", `{}`)
+	ra := mustAppend(t, s, a, stored[len(stored)-3].Sequence, passed)
+	kept := newEvent(t, "thing.happened", `{}`)
+	rb := mustAppend(t, s, b, stored[len(stored)-2].Sequence, kept)
+	seqs, envs = take(1)
+	requireIDs(t, "live event kept", envs, []domain.Envelope{kept})
+	if len(seqs) != 2 || seqs[0] != ra.LastSequence || seqs[1] != rb.LastSequence {
+		t.Errorf("pass saw live sequences %v, want [%d %d]", seqs, ra.LastSequence, rb.LastSequence)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("SubscribePassing returned %v after cancel, want nil", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Error("SubscribePassing did not return after cancel")
 	}
 }
