@@ -438,8 +438,9 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 	return line, nil
 }
 
+// eofIsUnexpected turns the end of the stream in the middle of an answer into io.ErrUnexpectedEOF.
 func eofIsUnexpected(err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
 	}
 	return err

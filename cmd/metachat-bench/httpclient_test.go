@@ -437,7 +437,7 @@ func TestReadResponseSequence(t *testing.T) {
 			t.Fatalf("answer %d: %q %v; want %q", i, resp.body, err, w)
 		}
 	}
-	if _, err := readResponse(br, false, nil); err != io.EOF {
+	if _, err := readResponse(br, false, nil); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the last answer: %v, want EOF", err)
 	}
 }
