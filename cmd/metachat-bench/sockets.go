@@ -119,12 +119,18 @@ func benchSockets(ctx context.Context, t *table, _ options, logger *slog.Logger)
 	return nil
 }
 
+// heapInUse returns the heap's spans in use after two collections.
 func heapInUse() uint64 {
+	return collectedMemStats().HeapInuse
+}
+
+// collectedMemStats returns the memory statistics after two collections.
+func collectedMemStats() runtime.MemStats {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse
+	return m
 }
 
 // gzippedSize is a file's size and its size gzipped at the best compression.
