@@ -31,18 +31,8 @@ func (r *Runner) applyAll(ctx context.Context, tx pgx.Tx, batch []delivered, res
 	if !ok {
 		return false, nil
 	}
-	envs := make([]domain.Envelope, 0, len(batch))
-	for _, d := range batch {
-		if d.seq <= res.checkpoint || !r.wants(d) {
-			continue // applied before (a redelivery), or not this projection's
-		}
-		env, err := eventstore.DecodeMsg(d.msg.Subject(), d.msg.Data(), d.seq)
-		if err != nil {
-			return false, nil //nolint:nilerr // applied one by one, the undecodable event becomes the poison event
-		}
-		envs = append(envs, env)
-	}
-	if len(envs) < 2 {
+	envs, ok := decodeAfter(batch, res.checkpoint)
+	if !ok || len(envs) < 2 {
 		return false, nil
 	}
 	sp, err := tx.Begin(ctx) // a savepoint
@@ -67,7 +57,6 @@ func (r *Runner) applyAll(ctx context.Context, tx pgx.Tx, batch []delivered, res
 			res.events = append(res.events, appliedEvent{id: env.ID, typ: env.Type, correlationID: env.CorrelationID, seq: env.Sequence})
 		}
 	}
-	// The events passed over after the last applied one are behind the checkpoint too.
 	res.checkpoint = max(res.checkpoint, batch[len(batch)-1].seq)
 	return true, nil
 }
@@ -81,7 +70,27 @@ type BatchQueuer interface {
 	// QueueBatch queues on b statements that apply envs (in order, with the same result as Apply
 	// on each), and reports true; or it queues nothing and reports false when it cannot apply
 	// these events that way (the runner then applies them with ApplyBatch or Apply). A queued
-	// statement may fail the batch through its Exec callback: the runner then applies the batch
-	// again another way, which finds the poison event if there is one.
+	// statement that must hold must fail in Postgres (public.metachat_check, migration 0004), never
+	// through an Exec callback: the COMMIT is queued after it, so a check made by the client would
+	// come after the commit. A failed batch is applied again another way, which finds the poison
+	// event if there is one.
 	QueueBatch(b *pgx.Batch, schema string, envs []domain.Envelope) bool
+}
+
+// decodeAfter decodes the events of batch after the checkpoint cp (those at or below it are
+// redeliveries), or reports false when one does not decode: applied one by one, that one then
+// becomes the poison event.
+func decodeAfter(batch []delivered, cp uint64) ([]domain.Envelope, bool) {
+	envs := make([]domain.Envelope, 0, len(batch))
+	for _, d := range batch {
+		if d.seq <= cp {
+			continue
+		}
+		env, err := eventstore.DecodeMsg(d.msg.Subject(), d.msg.Data(), d.seq)
+		if err != nil {
+			return nil, false
+		}
+		envs = append(envs, env)
+	}
+	return envs, true
 }

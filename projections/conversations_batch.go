@@ -22,15 +22,7 @@ var (
 func (p *ConversationProjection) QueueBatch(b *pgx.Batch, schema string, envs []domain.Envelope) bool {
 	run := newMessageRun()
 	for _, env := range envs {
-		if env.AggregateType != domain.ConversationAggregate || env.Type != domain.EventMessageSent {
-			return false
-		}
-		ev, err := p.reg.Decode(env)
-		if err != nil {
-			return false
-		}
-		e, ok := ev.(*domain.MessageSent)
-		if !ok || run.add(env, e) != nil {
+		if added, err := p.addMessage(run, env); !added || err != nil {
 			return false
 		}
 	}
@@ -51,18 +43,9 @@ func (p *ConversationProjection) QueueBatch(b *pgx.Batch, schema string, envs []
 func (p *ConversationProjection) ApplyBatch(ctx context.Context, tx pgx.Tx, schema string, envs []domain.Envelope) error {
 	run := newMessageRun()
 	for _, env := range envs {
-		if env.AggregateType == domain.ConversationAggregate && env.Type == domain.EventMessageSent {
-			ev, err := p.reg.Decode(env)
-			if err != nil {
-				return fmt.Errorf("decode %s at %d: %w", env.Type, env.Sequence, err)
-			}
-			e, ok := ev.(*domain.MessageSent)
-			if !ok {
-				return fmt.Errorf("decode %s at %d: got %T", env.Type, env.Sequence, ev)
-			}
-			if err := run.add(env, e); err != nil {
-				return err
-			}
+		if added, err := p.addMessage(run, env); err != nil {
+			return err
+		} else if added {
 			continue
 		}
 		if err := run.flush(ctx, tx, schema); err != nil {
@@ -73,6 +56,23 @@ func (p *ConversationProjection) ApplyBatch(ctx context.Context, tx pgx.Tx, sche
 		}
 	}
 	return run.flush(ctx, tx, schema)
+}
+
+// addMessage adds env to run and reports true when it is a message.sent event; the error is one
+// of decoding it, or of a message that does not follow its conversation's previous one in run.
+func (p *ConversationProjection) addMessage(run *messageRun, env domain.Envelope) (bool, error) {
+	if env.AggregateType != domain.ConversationAggregate || env.Type != domain.EventMessageSent {
+		return false, nil
+	}
+	ev, err := p.reg.Decode(env)
+	if err != nil {
+		return true, fmt.Errorf("decode %s at %d: %w", env.Type, env.Sequence, err)
+	}
+	e, ok := ev.(*domain.MessageSent)
+	if !ok {
+		return true, fmt.Errorf("decode %s at %d: got %T", env.Type, env.Sequence, ev)
+	}
+	return true, run.add(env, e)
 }
 
 // messageRun collects consecutive messages as columns for one insert, and per conversation the

@@ -50,9 +50,7 @@
 // A Selective projection names the aggregate types it applies, and its consumer filters on their
 // subjects on the server: it never receives another aggregate's event, its checkpoint is its last
 // own event, and its lag counts its own events. A projection that is not Selective consumes the
-// whole stream; a batch with none of its events is acknowledged at once and its checkpoint
-// deferred, then committed with the next batch of its own events, after a short quiet period, or
-// after at most a quarter second.
+// whole stream and applies every event. Either way every delivered event is the projection's.
 //
 // A BatchQueuer projection (conversations) has a batch it can queue sent to Postgres as one
 // pipeline: BEGIN, its statements, the checkpoint update, the notification and COMMIT. Checks that

@@ -117,18 +117,13 @@ type Runner struct {
 	mu     sync.Mutex
 	status Status
 
-	// deferred is the last event of batches passed over (none of them the projection's) whose
-	// checkpoint is not committed yet, since deferredSince (runner_defer.go). Only Run's goroutine
-	// uses them.
-	deferred      *delivered
-	deferredSince time.Time
 	// deliveries is the consumer sequence of the last delivery taken from the feed.
 	deliveries uint64
-	// checkpoint is the generation's checkpoint as this runner last read or committed it
-	// (checkpointKnown), which holds as long as it holds the generation's lock; the pipelined
-	// batch (runner_pipeline.go) applies the events after it and proves it still there.
-	checkpoint      uint64
-	checkpointKnown bool
+	// checkpoint is the generation's checkpoint as this runner last read (at start) or committed
+	// it, which holds as long as it holds the generation's lock; the pipelined batch
+	// (runner_pipeline.go) applies the events after it and proves it still there. Only Run's
+	// goroutine uses it.
+	checkpoint uint64
 }
 
 // NewRunner returns a runner for cfg.
@@ -189,7 +184,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return r.exit(ctx, err)
 	}
-	r.checkpoint, r.checkpointKnown = cp, true
+	r.checkpoint = cp
 	r.log.InfoContext(ctx, "projection runner started", "checkpoint", cp)
 	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 && r.cfg.OnCaughtUp != nil {
 		r.cfg.OnCaughtUp(cp)
@@ -244,7 +239,6 @@ func (r *Runner) loop(ctx context.Context, lock *sessionLock, cons jetstream.Con
 		return err
 	}
 	defer f.stop()
-	defer r.flushDeferred(ctx)
 	lastCheck := time.Now()
 	pace := &lingerPace{max: r.cfg.Tuning.Linger}
 	for {
@@ -257,14 +251,11 @@ func (r *Runner) loop(ctx context.Context, lock *sessionLock, cons jetstream.Con
 			}
 			lastCheck = time.Now()
 		}
-		msgs, err := f.next(ctx, r.idleWait(), r.cfg.Tuning.BatchSize, pace)
+		msgs, err := f.next(ctx, r.cfg.Tuning.IdleWait, r.cfg.Tuning.BatchSize, pace)
 		if err != nil {
 			return err
 		}
 		if len(msgs) == 0 {
-			if err := r.commitDeferred(ctx); err != nil {
-				return err
-			}
 			continue
 		}
 		if err := r.handle(ctx, msgs); err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,7 +36,7 @@ type poison struct {
 type batchResult struct {
 	checkpoint uint64
 	applied    int
-	// advanced is true when the checkpoint moved: events were applied or passed over.
+	// advanced is true when the checkpoint moved: events were applied.
 	advanced bool
 	poison   *poison
 	// events are the applied events, kept only when the runner logs at debug level.
@@ -71,10 +70,6 @@ func (r *Runner) handle(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	// One consumer delivers in order; redeliveries may interleave, and the checkpoint skips them.
 	slices.SortStableFunc(batch, func(a, b delivered) int { return cmp.Compare(a.seq, b.seq) })
-	if !slices.ContainsFunc(batch, r.wants) {
-		return r.passOver(ctx, batch[len(batch)-1])
-	}
-
 	start := time.Now()
 	var stop *poison
 	for len(batch) > 0 {
@@ -84,9 +79,6 @@ func (r *Runner) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		if res.poison == nil {
 			last := batch[len(batch)-1]
-			if res.advanced {
-				r.deferred = nil // the commit moved the checkpoint past it
-			}
 			r.ack(ctx, last)
 			r.committed(res, last)
 			r.observed(ctx, res, len(batch), last, time.Since(start)) // metrics and debug logs
@@ -146,10 +138,6 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 		if d.seq <= res.checkpoint {
 			continue // applied before: a redelivery
 		}
-		if !r.wants(d) {
-			res.checkpoint = d.seq // not this projection's: passed over without decoding
-			continue
-		}
 		env, err := eventstore.DecodeMsg(d.msg.Subject(), d.msg.Data(), d.seq)
 		if err == nil {
 			// The event's correlation id goes with it, for whatever Apply logs or causes.
@@ -176,10 +164,9 @@ func (r *Runner) applyBatch(ctx context.Context, batch []delivered) (batchResult
 			return batchResult{}, fmt.Errorf("after apply hook: %w", err)
 		}
 	}
-	// The checkpoint and its notification, in one round trip (runner_pipeline.go has the statements).
+	// The checkpoint and its notification, in one round trip.
 	b = &pgx.Batch{}
-	b.Queue(sqlMoveCheckpoint, r.name, r.cfg.Generation, int64(res.checkpoint), cp)
-	b.Queue(sqlNotifyCheckpoint, CheckpointChannel, r.name+":"+strconv.Itoa(r.cfg.Generation)+":"+strconv.FormatUint(res.checkpoint, 10))
+	r.queueCheckpoint(b, uint64(cp), res.checkpoint)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return batchResult{}, fmt.Errorf("update checkpoint: %w", err)
 	}
@@ -206,7 +193,7 @@ func (r *Runner) ack(ctx context.Context, d delivered) {
 // committed records a committed batch in the status and tells OnCommit.
 func (r *Runner) committed(res batchResult, last delivered) {
 	if res.advanced {
-		r.checkpoint, r.checkpointKnown = res.checkpoint, true
+		r.checkpoint = res.checkpoint
 	}
 	r.update(func(s *Status) {
 		if res.checkpoint > s.Checkpoint {

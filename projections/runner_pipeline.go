@@ -10,9 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/metachat/metachat/domain"
-	"github.com/metachat/metachat/eventstore"
 )
 
 // errCheckpointMoved is a checkpoint that is not where the runner left it: something else wrote
@@ -37,6 +34,13 @@ const (
 	checkpointMoved = "the checkpoint moved under the runner"
 )
 
+// queueCheckpoint queues on b the move of the checkpoint from from (where it must be) to to, and
+// its notification to the waiters.
+func (r *Runner) queueCheckpoint(b *pgx.Batch, from, to uint64) {
+	b.Queue(sqlMoveCheckpoint, r.name, r.cfg.Generation, int64(to), int64(from))
+	b.Queue(sqlNotifyCheckpoint, CheckpointChannel, r.name+":"+strconv.Itoa(r.cfg.Generation)+":"+strconv.FormatUint(to, 10))
+}
+
 // isCheckpointMoved reports whether err is the failed check of sqlMoveCheckpoint.
 func isCheckpointMoved(err error) bool {
 	var pgErr *pgconn.PgError
@@ -52,23 +56,13 @@ func isCheckpointMoved(err error) bool {
 // events one by one will name (a poison event); then the caller applies the batch the other way.
 func (r *Runner) applyPipelined(ctx context.Context, batch []delivered) (batchResult, bool, error) {
 	q, ok := r.cfg.Projection.(BatchQueuer)
-	if !ok || !r.checkpointKnown {
+	if !ok {
 		return batchResult{}, false, nil
 	}
 	cp := r.checkpoint
-	envs := make([]domain.Envelope, 0, len(batch))
-	for _, d := range batch {
-		if d.seq <= cp || !r.wants(d) {
-			continue
-		}
-		env, err := eventstore.DecodeMsg(d.msg.Subject(), d.msg.Data(), d.seq)
-		if err != nil {
-			return batchResult{}, false, nil //nolint:nilerr // applied one by one, the undecodable event becomes the poison event
-		}
-		envs = append(envs, env)
-	}
+	envs, ok := decodeAfter(batch, cp)
 	last := batch[len(batch)-1].seq
-	if len(envs) == 0 || last <= cp {
+	if !ok || len(envs) == 0 {
 		return batchResult{}, false, nil
 	}
 	b := &pgx.Batch{}
@@ -77,8 +71,7 @@ func (r *Runner) applyPipelined(ctx context.Context, batch []delivered) (batchRe
 	if !q.QueueBatch(b, r.schema, envs) {
 		return batchResult{}, false, nil
 	}
-	b.Queue(sqlMoveCheckpoint, r.name, r.cfg.Generation, int64(last), int64(cp))
-	b.Queue(sqlNotifyCheckpoint, CheckpointChannel, r.name+":"+strconv.Itoa(r.cfg.Generation)+":"+strconv.FormatUint(last, 10))
+	r.queueCheckpoint(b, cp, last)
 	hook := r.cfg.Hooks.AfterApply
 	if hook == nil {
 		b.Queue(sqlCommit)

@@ -1,9 +1,8 @@
 package projections
 
 import (
-	"strings"
-
 	"github.com/metachat/metachat/domain"
+	"github.com/metachat/metachat/eventstore"
 )
 
 // Selective is a Projection that applies the events of some aggregate types only. Its runner's
@@ -17,40 +16,6 @@ import (
 type Selective interface {
 	// AggregateTypes are the aggregate types whose events Apply folds in.
 	AggregateTypes() []string
-}
-
-// wants reports whether the runner hands d to its projection: always unless the projection is
-// Selective and d's subject names another aggregate type. A subject that names none is handed
-// over, so that the projection finds it malformed.
-func (r *Runner) wants(d delivered) bool {
-	sel, ok := r.cfg.Projection.(Selective)
-	if !ok {
-		return true
-	}
-	typ, ok := subjectAggregateType(d.msg.Subject())
-	if !ok {
-		return true
-	}
-	for _, t := range sel.AggregateTypes() {
-		if t == typ {
-			return true
-		}
-	}
-	return false
-}
-
-// subjectAggregateType returns the aggregate type of an event subject <prefix>.<tenant>.<type>.<id>
-// (the next to last token), without allocating.
-func subjectAggregateType(subject string) (string, bool) {
-	last := strings.LastIndexByte(subject, '.')
-	if last <= 0 {
-		return "", false
-	}
-	prev := strings.LastIndexByte(subject[:last], '.')
-	if prev < 0 || strings.Count(subject[:prev], ".") < 1 {
-		return "", false
-	}
-	return subject[prev+1 : last], true
 }
 
 // AggregateTypes implements Selective.
@@ -74,15 +39,20 @@ func (*WidgetProjection) AggregateTypes() []string { return []string{domain.Widg
 func (*KnowledgeProjection) AggregateTypes() []string { return []string{domain.DocumentAggregate} }
 
 // subjectsOf returns the subject filters of p's consumer under the stream's subject prefix: one
-// per aggregate type of a Selective projection, else every event.
+// per aggregate type of a Selective projection (eventstore.FilterSubject), else every event.
 func subjectsOf(p Projection, prefix string) []string {
+	all := []string{prefix + ".>"}
 	sel, ok := p.(Selective)
 	if !ok || len(sel.AggregateTypes()) == 0 {
-		return []string{prefix + ".>"}
+		return all
 	}
 	out := make([]string, 0, len(sel.AggregateTypes()))
 	for _, t := range sel.AggregateTypes() {
-		out = append(out, prefix+".*."+t+".*")
+		subject, err := eventstore.FilterSubject(prefix, domain.Filter{AggregateType: t})
+		if err != nil {
+			return all // not a valid type token: the projection sees every event rather than none
+		}
+		out = append(out, subject)
 	}
 	return out
 }
