@@ -241,6 +241,12 @@ func (r *Runner) observed(ctx context.Context, res batchResult, n int, last deli
 // stop records the poison event in the checkpoint row, logs it and returns the *StoppedError.
 func (r *Runner) stop(ctx context.Context, p *poison) error {
 	now := r.cfg.Now().UTC()
+	// The runner stops consuming now: its status says so before the row does, so a reader never
+	// sees the row stopped while the runner still reports itself running.
+	r.update(func(s *Status) {
+		s.Running = false
+		s.Stopped, s.StopSeq, s.StoppedAt, s.Error = true, p.seq, now, p.err.Error()
+	})
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if _, err := r.cfg.Pool.Exec(sctx, `UPDATE public.projection_checkpoints
@@ -251,8 +257,5 @@ func (r *Runner) stop(ctx context.Context, p *poison) error {
 	}
 	r.log.ErrorContext(ctx, "projection stopped: an event cannot be applied; fix the projection, then resume it",
 		"seq", p.seq, "event_id", p.env.ID, "event_type", p.env.Type, "tenant_id", p.env.TenantID, "error", p.err)
-	r.update(func(s *Status) {
-		s.Stopped, s.StopSeq, s.StoppedAt, s.Error = true, p.seq, now, p.err.Error()
-	})
 	return &StoppedError{Projection: r.name, Generation: r.cfg.Generation, Seq: p.seq, Err: p.err}
 }
