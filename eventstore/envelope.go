@@ -62,7 +62,7 @@ func prepareAppend(agg domain.AggregateRef, events []domain.Envelope, now func()
 		if len(e.Payload) == 0 {
 			e.Payload = json.RawMessage("null")
 		}
-		body, err := json.Marshal(e)
+		body, err := encodeEnvelope(e)
 		if err != nil {
 			bad(i, "payload", "must be valid JSON")
 			continue
@@ -80,8 +80,8 @@ func prepareAppend(agg domain.AggregateRef, events []domain.Envelope, now func()
 // the subject's last three tokens (the subject is not checked when empty); otherwise DecodeMsg
 // returns an EINVALID error.
 func DecodeMsg(subject string, data []byte, seq uint64) (domain.Envelope, error) {
-	var env domain.Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	env, err := decodeEnvelopeJSON(data)
+	if err != nil {
 		return domain.Envelope{}, &domain.Error{
 			Code:    domain.EINVALID,
 			Message: fmt.Sprintf("Malformed stored event at sequence %d.", seq),
