@@ -130,14 +130,19 @@ func newPool(ctx context.Context, url string, maxConns int32, role string) (*pgx
 		return nil, fmt.Errorf("open %s pool: %w", what, err)
 	}
 	pc.MaxConns = maxConns
+	setRole := ""
 	if role != "" {
-		setRole := "SET ROLE " + pgx.Identifier{role}.Sanitize()
-		pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-			if _, err := c.Exec(ctx, setRole); err != nil {
-				return fmt.Errorf("set role %s: %w", role, err)
-			}
+		setRole = "SET ROLE " + pgx.Identifier{role}.Sanitize()
+	}
+	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		registerStringUUIDs(c.TypeMap())
+		if setRole == "" {
 			return nil
 		}
+		if _, err := c.Exec(ctx, setRole); err != nil {
+			return fmt.Errorf("set role %s: %w", role, err)
+		}
+		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
