@@ -84,9 +84,9 @@ type Waiter struct {
 
 	mu        sync.Mutex
 	listening bool
-	active    map[string]int                    // projection → active generation
-	latest    map[genKey]uint64                 // generation → highest checkpoint seen
-	waiters   map[string]map[chan struct{}]bool // projection → wake-up channels of WaitFor calls
+	active    map[string]int                      // projection → active generation
+	latest    map[genKey]uint64                   // generation → highest checkpoint seen
+	waiters   map[string]map[chan struct{}]uint64 // projection → wake-up channel of each WaitFor call → its seq
 }
 
 // NewWaiter returns a waiter for cfg.
@@ -100,7 +100,7 @@ func NewWaiter(cfg WaiterConfig) (*Waiter, error) {
 		log:     cfg.Logger.With("component", "projections.waiter"),
 		active:  make(map[string]int),
 		latest:  make(map[genKey]uint64),
-		waiters: make(map[string]map[chan struct{}]bool),
+		waiters: make(map[string]map[chan struct{}]uint64),
 	}, nil
 }
 
@@ -146,7 +146,7 @@ func (w *Waiter) WaitFor(ctx context.Context, projection string, seq uint64) err
 		return nil
 	}
 	wake := make(chan struct{}, 1)
-	w.register(projection, wake)
+	w.register(projection, seq, wake)
 	defer w.unregister(projection, wake)
 	// Registered before reading, so a notification that arrives meanwhile is not missed. While
 	// notifications flow and the active generation is known, they are enough: no read.
@@ -158,10 +158,11 @@ func (w *Waiter) WaitFor(ctx context.Context, projection string, seq uint64) err
 		}
 		return &domain.Error{Code: domain.EUNAVAILABLE, Message: "The read model is unavailable.", Err: err}
 	}
-	timeout := time.NewTimer(w.cfg.Timeout)
-	defer timeout.Stop()
-	poll := time.NewTicker(w.cfg.FallbackPoll)
-	defer poll.Stop()
+	// One timer serves both the poll and the timeout: it fires every FallbackPoll, and the wait
+	// ends with a timeout at the first firing at or after the deadline.
+	deadline := time.Now().Add(w.cfg.Timeout)
+	timer := time.NewTimer(min(w.cfg.FallbackPoll, w.cfg.Timeout))
+	defer timer.Stop()
 	for {
 		if ok, _ := w.reached(projection, seq); ok {
 			return nil
@@ -171,16 +172,19 @@ func (w *Waiter) WaitFor(ctx context.Context, projection string, seq uint64) err
 		// at most FallbackPoll instead of the whole timeout.
 		select {
 		case <-wake:
-		case <-poll.C:
+		case <-timer.C:
+			left := time.Until(deadline)
+			if left <= 0 {
+				return &domain.Error{
+					Code:    domain.EUNAVAILABLE,
+					Message: "The data is not up to date yet; retry shortly.",
+					Err:     fmt.Errorf("projection %s did not reach sequence %d within %v", projection, seq, w.cfg.Timeout),
+				}
+			}
 			if err := w.read(ctx, projection); err != nil && ctx.Err() == nil {
 				w.log.WarnContext(ctx, "re-read checkpoint", "projection", projection, "error", err)
 			}
-		case <-timeout.C:
-			return &domain.Error{
-				Code:    domain.EUNAVAILABLE,
-				Message: "The data is not up to date yet; retry shortly.",
-				Err:     fmt.Errorf("projection %s did not reach sequence %d within %v", projection, seq, w.cfg.Timeout),
-			}
+			timer.Reset(min(w.cfg.FallbackPoll, left))
 		case <-ctx.Done():
 			return fmt.Errorf("wait for projection %s to reach %d: %w", projection, seq, ctx.Err())
 		}
@@ -282,32 +286,35 @@ func (w *Waiter) notified(channel, payload string) {
 	case channel == SwitchChannel:
 		w.active[projection] = gen
 	}
-	wakes := make([]chan struct{}, 0, len(w.waiters[projection]))
-	for ch := range w.waiters[projection] {
-		wakes = append(wakes, ch)
+	// Only the calls whose seq the active generation has reached are woken (signal does not
+	// block); after a switch, all of them re-check.
+	reached := uint64(0)
+	if active, ok := w.active[projection]; ok {
+		reached = w.latest[genKey{projection, active}]
+	}
+	for ch, seq := range w.waiters[projection] {
+		if channel == SwitchChannel || seq <= reached {
+			signal(ch)
+		}
 	}
 	w.mu.Unlock()
-	for _, ch := range wakes {
-		signal(ch)
-	}
 }
 
-func (w *Waiter) register(projection string, ch chan struct{}) {
+// register adds a WaitFor call's wake-up channel and seq. A projection's set is kept when it
+// empties: there are few projections, and waits come and go all the time.
+func (w *Waiter) register(projection string, seq uint64, ch chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.waiters[projection] == nil {
-		w.waiters[projection] = make(map[chan struct{}]bool)
+		w.waiters[projection] = make(map[chan struct{}]uint64)
 	}
-	w.waiters[projection][ch] = true
+	w.waiters[projection][ch] = seq
 }
 
 func (w *Waiter) unregister(projection string, ch chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.waiters[projection], ch)
-	if len(w.waiters[projection]) == 0 {
-		delete(w.waiters, projection)
-	}
 }
 
 // wakeAll wakes every WaitFor, to re-check after a (re)connection or a disconnection.
