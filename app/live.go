@@ -21,6 +21,9 @@ import (
 // lagging.
 const DefaultLiveQueueSize = 256
 
+// DefaultLiveIdleAfter is how long the hub keeps reading the stream after its last follower left.
+const DefaultLiveIdleAfter = time.Minute
+
 // ErrLagged is returned by Follower.Next when the follower fell behind (its queue filled): the
 // client should follow again from the last seq it has.
 var ErrLagged = errors.New("live: follower fell behind")
@@ -35,6 +38,10 @@ type LiveConfig struct {
 	Signals eventstore.Signals
 	// QueueSize bounds each follower's queue. Default DefaultLiveQueueSize.
 	QueueSize int
+	// IdleAfter is how long the hub keeps reading the stream after its last follower left; it
+	// starts again, from the stream's end, when the next one follows. Default
+	// DefaultLiveIdleAfter.
+	IdleAfter time.Duration
 	// Logger receives the hub's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -45,6 +52,9 @@ func (c *LiveConfig) setDefaults() {
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = DefaultLiveQueueSize
+	}
+	if c.IdleAfter == 0 {
+		c.IdleAfter = DefaultLiveIdleAfter
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -64,6 +74,9 @@ func (c LiveConfig) Validate() error {
 	if c.QueueSize < 1 {
 		errs = append(errs, fmt.Errorf("queue size %d must be at least 1", c.QueueSize))
 	}
+	if c.IdleAfter < 0 {
+		errs = append(errs, fmt.Errorf("idle time %v must not be negative", c.IdleAfter))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid live config: %w", err)
 	}
@@ -77,17 +90,36 @@ func (c LiveConfig) Validate() error {
 // the followers of its conversation; a follower first catches up from the store, then takes live
 // messages, and fills any gap from the store, so what it yields is gap-free and duplicate-free.
 // Typing notices travel as signals, not events.
+//
+// The hub reads the stream only while someone here follows a conversation (and IdleAfter after
+// the last one left): an instance nobody watches does not read every message. The first follower
+// waits until the hub has fixed the stream sequence it reads from, after the follower registered
+// and before it reads the store, so nothing falls between the two.
 type Live struct {
 	cfg      LiveConfig
 	log      *slog.Logger
 	instance string
 	mu       sync.Mutex
 	follows  map[liveKey]map[*Follower]struct{}
-	decider  domain.Decider[domain.Conversation, domain.ConversationCommand]
-	// position is the next stream sequence the hub reads (for the metrics and tests).
+	// followers counts the followers in follows; reading is the current reading of the stream
+	// (nil while idle), wanted wakes Run when the first follower creates one.
+	followers int
+	reading   *liveReading
+	wanted    chan struct{}
+	decider   domain.Decider[domain.Conversation, domain.ConversationCommand]
+	// position is the next stream sequence the hub reads.
 	position atomic.Uint64
 	running  chan struct{}
 	once     sync.Once
+	// done is closed when Run returns.
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// liveReading is one period of reading the stream: ready is closed once its starting sequence is
+// fixed.
+type liveReading struct {
+	ready chan struct{}
 }
 
 type liveKey struct{ tenant, conversation string }
@@ -114,46 +146,122 @@ func NewLive(cfg LiveConfig) (*Live, error) {
 	return &Live{
 		cfg: cfg, log: cfg.Logger.With("component", "app.live"), instance: uuid.NewString(),
 		follows: map[liveKey]map[*Follower]struct{}{}, decider: domain.ConversationDecider(),
-		running: make(chan struct{}),
+		running: make(chan struct{}), wanted: make(chan struct{}, 1), done: make(chan struct{}),
 	}, nil
 }
 
-// Running is closed once Run has subscribed to the stream and the typing signals.
+// Running is closed once Run has subscribed to the typing signals and serves followers.
 func (l *Live) Running() <-chan struct{} { return l.running }
 
-// Run follows the stream until ctx is done, from its end at the time of the call; a broken
-// subscription is resumed where it stopped. It returns nil when ctx is done.
+// Reading reports whether the hub reads the stream now (it does while it has followers).
+func (l *Live) Reading() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reading != nil
+}
+
+// Run serves followers until ctx is done: while there are any, it follows the stream from its end
+// at the time the first of them came, resuming a broken subscription where it stopped. It
+// returns nil when ctx is done.
 func (l *Live) Run(ctx context.Context) error {
 	stop, err := l.cfg.Signals.Subscribe("typing.*.*", l.onTyping)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	var from uint64
+	defer l.doneOnce.Do(func() { close(l.done) })
+	l.once.Do(func() { close(l.running) })
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.wanted:
+		}
+		l.mu.Lock()
+		r := l.reading
+		l.mu.Unlock()
+		if r == nil {
+			continue
+		}
+		if !l.read(ctx, r) {
+			return nil
+		}
+	}
+}
+
+// read is one reading period: it fixes the starting sequence (the stream's end, read after the
+// first follower registered), releases the waiting followers, and follows the stream until the
+// hub has had no follower for IdleAfter. It reports false when ctx ended.
+func (l *Live) read(ctx context.Context, r *liveReading) bool {
 	for {
 		last, err := l.cfg.Store.LastSequence(ctx)
 		if err == nil {
-			from = last + 1
+			l.position.Store(last + 1)
 			break
 		}
-		if !sleepCtx(ctx, time.Second) {
-			return nil
-		}
 		l.log.WarnContext(ctx, "live: read the stream position", "error", err)
+		if !sleepCtx(ctx, time.Second) {
+			return false
+		}
 	}
-	l.position.Store(from)
-	l.once.Do(func() { close(l.running) })
+	close(r.ready)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idle := make(chan struct{})
+	go func() {
+		defer close(idle)
+		l.untilIdle(sctx, r)
+		cancel()
+	}()
 	backoff := 100 * time.Millisecond
 	for {
-		err := l.subscribe(ctx)
+		err := l.subscribe(sctx)
 		if ctx.Err() != nil {
-			return nil
+			<-idle
+			return false
+		}
+		if sctx.Err() != nil {
+			<-idle
+			return true
 		}
 		l.log.WarnContext(ctx, "live: subscription ended; resuming", "from", l.position.Load(), "error", err)
-		if !sleepCtx(ctx, backoff) {
-			return nil
+		if !sleepCtx(sctx, backoff) {
+			<-idle
+			return ctx.Err() == nil
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// untilIdle returns once the hub has had no follower for IdleAfter (ending reading r), or when
+// ctx ends.
+func (l *Live) untilIdle(ctx context.Context, r *liveReading) {
+	t := time.NewTicker(min(l.cfg.IdleAfter, time.Second))
+	defer t.Stop()
+	var since time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			l.mu.Lock()
+			l.reading = nil
+			l.mu.Unlock()
+			return
+		case now := <-t.C:
+			l.mu.Lock()
+			switch {
+			case l.followers > 0:
+				since = time.Time{}
+			case since.IsZero():
+				since = now
+			case now.Sub(since) >= l.cfg.IdleAfter:
+				if l.reading == r {
+					l.reading = nil
+				}
+				l.mu.Unlock()
+				return
+			}
+			l.mu.Unlock()
+		}
 	}
 }
 
@@ -231,6 +339,7 @@ func (l *Live) dispatch(key liveKey, item liveItem, skip *Follower) {
 				continue // a typing notice is not worth dropping a follower for
 			}
 			delete(l.follows[key], f)
+			l.followers--
 			f.lag()
 		}
 	}
@@ -320,13 +429,34 @@ func (l *Live) Follow(ctx context.Context, p domain.Principal, conversationID st
 	f := &Follower{live: l, key: liveKey{p.TenantID, id}, id: uuid.NewString(),
 		queue: make(chan liveItem, l.cfg.QueueSize), lagged: make(chan struct{}), lastSeq: afterSeq}
 	// Register before reading the store: a message stored after the read is then queued, one
-	// stored before it is in the read, so nothing falls between the two.
+	// stored before it is in the read, so nothing falls between the two. When the hub is idle,
+	// this follower wakes it and waits until it has fixed where it reads the stream from.
 	l.mu.Lock()
 	if l.follows[f.key] == nil {
 		l.follows[f.key] = map[*Follower]struct{}{}
 	}
 	l.follows[f.key][f] = struct{}{}
+	l.followers++
+	if l.reading == nil {
+		l.reading = &liveReading{ready: make(chan struct{})}
+		select {
+		case l.wanted <- struct{}{}:
+		default:
+		}
+	}
+	r := l.reading
 	l.mu.Unlock()
+	select {
+	case <-l.running:
+		select {
+		case <-r.ready:
+		case <-l.done: // Run ended: only the catch-up
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("follow conversation: %w", ctx.Err())
+		}
+	default: // Run has not started: there are no live messages yet, only the catch-up
+	}
 	envs, _, err := l.cfg.Store.Load(ctx, convRef(p, id), 0)
 	if err != nil {
 		f.Close()
@@ -433,6 +563,9 @@ func (f *Follower) Close() {
 	f.closed.Do(func() {
 		l := f.live
 		l.mu.Lock()
+		if _, ok := l.follows[f.key][f]; ok {
+			l.followers--
+		}
 		delete(l.follows[f.key], f)
 		if len(l.follows[f.key]) == 0 {
 			delete(l.follows, f.key)
