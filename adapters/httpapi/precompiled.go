@@ -40,6 +40,8 @@ type requestCheck struct {
 	query    []paramCheck
 	headers  []paramCheck
 	body     *jsonschema.Schema // nil when the operation has no JSON body schema
+	// simpleBody, when not nil, checks the body in place of body (see simpleObject).
+	simpleBody *simpleObject
 }
 
 // pathSegment is one segment of the path template: a literal, or a whole-segment parameter.
@@ -55,6 +57,8 @@ type paramCheck struct {
 	integer  bool // the value is read as an integer (helpers.ParseInteger), else as a string
 	enum     bool // the schema has an enum (only query strings); the value must not need trimming
 	schema   *jsonschema.Schema
+	// simple, when not nil, checks a string value in place of schema (see simpleString).
+	simple *simpleString
 }
 
 // compileRequestCheck compiles the check of method on pathItem. It returns nil, meaning "always
@@ -101,6 +105,9 @@ func compileRequestCheck(doc *v3.Document, path, method string, pathItem *v3.Pat
 			return nil
 		}
 		pc.schema = compiled.CompiledSchema
+		if typ == helpers.String && sch.Enum == nil {
+			pc.simple = simpleStringOf(sch)
+		}
 		switch p.In {
 		case helpers.Path:
 			pathParams[p.Name] = pc
@@ -140,6 +147,7 @@ func compileRequestCheck(doc *v3.Document, path, method string, pathItem *v3.Pat
 			return nil
 		}
 		c.body = compiled.CompiledSchema
+		c.simpleBody = simpleObjectOf(sch)
 	}
 	return c
 }
@@ -207,7 +215,7 @@ func (c *requestCheck) pathPasses(r *http.Request) bool {
 			continue
 		}
 		// Only unreserved characters: the segment is its own decoded value.
-		if !isUnreserved(value) || seg.param.schema.Validate(value) != nil {
+		if !isUnreserved(value) || !seg.param.passes(value) {
 			return false
 		}
 	}
@@ -224,7 +232,7 @@ func (c *requestCheck) headersPass(r *http.Request) bool {
 			}
 			continue
 		}
-		if h.schema.Validate(v) != nil {
+		if !h.passes(v) {
 			return false
 		}
 	}
@@ -253,15 +261,14 @@ func (c *requestCheck) queryPasses(r *http.Request) bool {
 			if q.enum && strings.TrimSpace(value) != value {
 				return false
 			}
-			var instance any = value
-			if q.integer {
-				n, err := helpers.ParseInteger(value)
-				if err != nil {
+			if !q.integer {
+				if !q.passes(value) {
 					return false
 				}
-				instance = n
+				continue
 			}
-			if q.schema.Validate(instance) != nil {
+			n, err := helpers.ParseInteger(value)
+			if err != nil || q.schema.Validate(n) != nil {
 				return false
 			}
 		}
@@ -291,7 +298,21 @@ func (c *requestCheck) bodyPasses(r *http.Request, decoded any, isJSON bool) boo
 		len(params) > 1 || (len(params) == 1 && !strings.EqualFold(params["charset"], "utf-8")) {
 		return false
 	}
-	return isJSON && c.body.Validate(decoded) == nil
+	if !isJSON {
+		return false
+	}
+	if c.simpleBody != nil {
+		return c.simpleBody.passes(decoded)
+	}
+	return c.body.Validate(decoded) == nil
+}
+
+// passes reports whether the string value certainly satisfies the parameter's schema.
+func (p *paramCheck) passes(value string) bool {
+	if p.simple != nil {
+		return p.simple.passes(value)
+	}
+	return p.schema.Validate(value) == nil
 }
 
 // isUnreserved reports whether s is non-empty and only has RFC 3986 unreserved characters.

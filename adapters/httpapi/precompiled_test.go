@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -95,6 +96,53 @@ func TestSendMessageCheckIsPrecompiled(t *testing.T) {
 		if op.check == nil && !op.Multipart {
 			t.Errorf("%s has no precompiled check: every request to it goes to the validator", k)
 		}
+		// The send route's id and body are plain strings: checked without JSON Schema.
+		if op.ID == "sendMessage" {
+			if op.check.simpleBody == nil || op.check.simpleBody.props["text"] == nil || !op.check.simpleBody.closed {
+				t.Errorf("sendMessage's body is not checked as a simple object: %+v", op.check.simpleBody)
+			}
+			for _, seg := range op.check.segments {
+				if seg.param != nil && (seg.param.simple == nil || !seg.param.simple.uuid) {
+					t.Errorf("sendMessage's path parameter %s is not checked as a simple uuid string", seg.param.name)
+				}
+			}
+		}
+	}
+}
+
+// TestSimpleSchemas: the keywords simpleString and simpleObject understand, and their verdicts.
+func TestSimpleSchemas(t *testing.T) {
+	str := simpleStringFrom(map[string]any{"type": "string", "minLength": 1, "maxLength": 3, "description": "x"})
+	if str == nil || !str.passes("abc") || !str.passes("äöü") || str.passes("") || str.passes("abcd") {
+		t.Errorf("length range: %+v", str)
+	}
+	id := simpleStringFrom(map[string]any{"type": []any{"string"}, "format": "uuid", "pattern": uuidPattern})
+	if id == nil || !id.passes(sampleUUID) || !id.passes(strings.ToUpper(sampleUUID)) || id.passes(sampleUUID[1:]+"0") || id.passes("x") {
+		t.Errorf("uuid: %+v", id)
+	}
+	for _, m := range []map[string]any{
+		{"type": "string", "pattern": "^a"}, {"type": "string", "pattern": uuidPattern[1:]}, {"type": "string", "enum": []any{"a"}}, {"type": "string", "format": "email"},
+		{"type": "integer"}, {"type": []any{"string", "null"}}, {"type": "string", "maxLength": "3"},
+	} {
+		if s := simpleStringFrom(m); s != nil {
+			t.Errorf("%v recognised as a simple string: %+v", m, s)
+		}
+	}
+	obj := &simpleObject{props: map[string]*simpleString{"a": {maxLen: 2}}, required: []string{"a"}, closed: true}
+	for v, want := range map[string]bool{`{"a":"xy"}`: true, `{"a":"xyz"}`: false, `{}`: false, `{"a":"x","b":"y"}`: false, `{"a":1}`: false, `[]`: false} {
+		var decoded any
+		if err := json.Unmarshal([]byte(v), &decoded); err != nil {
+			t.Fatal(err)
+		}
+		if got := obj.passes(decoded); got != want {
+			t.Errorf("closed object passes %s = %v, want %v", v, got, want)
+		}
+	}
+	obj.closed = false
+	var decoded any
+	_ = json.Unmarshal([]byte(`{"a":"x","b":[1]}`), &decoded)
+	if !obj.passes(decoded) {
+		t.Error("an open object refuses an unknown property")
 	}
 }
 
