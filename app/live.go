@@ -21,8 +21,9 @@ import (
 // lagging.
 const DefaultLiveQueueSize = 256
 
-// DefaultLiveIdleAfter is how long the hub keeps reading the stream after its last follower left.
-const DefaultLiveIdleAfter = time.Minute
+// DefaultLiveIdleAfter is how long the hub keeps reading the stream after its last follower left:
+// long enough for a page reload or a socket's reconnection.
+const DefaultLiveIdleAfter = 10 * time.Second
 
 // ErrLagged is returned by Follower.Next when the follower fell behind (its queue filled): the
 // client should follow again from the last seq it has.

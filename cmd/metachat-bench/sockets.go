@@ -48,7 +48,10 @@ func (w *messageWorld) startWidgets(ctx context.Context, conv *app.Conversations
 		Conversations: conv, Secret: secret, Nonces: nonces, Logger: logger}); err != nil {
 		return err
 	}
-	if w.live, err = app.NewLive(app.LiveConfig{Store: w.store, Registry: w.reg, Signals: eventstore.NewNATSSignals(nc, "bench.sig"), Logger: logger}); err != nil {
+	// The hub stops reading the stream IdleAfter after its last follower left; the load section's
+	// "back to baseline" snapshot (taken before any socket opened) waits at most 15 s for that.
+	if w.live, err = app.NewLive(app.LiveConfig{Store: w.store, Registry: w.reg, Signals: eventstore.NewNATSSignals(nc, "bench.sig"),
+		IdleAfter: 2 * time.Second, Logger: logger}); err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
