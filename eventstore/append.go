@@ -192,9 +192,11 @@ func (s *JetStream) request(ctx context.Context, m *nats.Msg) (*pubAck, error) {
 	if err != nil {
 		return nil, publishError("publish to "+m.Subject, err)
 	}
-	var ack pubAck
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
-		return nil, unavailable("publish to "+m.Subject, fmt.Errorf("malformed acknowledgement %q: %w", resp.Data, err))
+	ack, ok := decodePubAck(resp.Data)
+	if !ok {
+		if err := json.Unmarshal(resp.Data, &ack); err != nil {
+			return nil, unavailable("publish to "+m.Subject, fmt.Errorf("malformed acknowledgement %q: %w", resp.Data, err))
+		}
 	}
 	if ack.Error == nil && ack.Stream != s.cfg.Stream {
 		return nil, unavailable("publish to "+m.Subject, fmt.Errorf("acknowledged by stream %q, not %q", ack.Stream, s.cfg.Stream))

@@ -500,3 +500,97 @@ func scanLiteral(data []byte, i int, lit string) int {
 	}
 	return i
 }
+
+// decodePubAck decodes a publish acknowledgement as json.Unmarshal would into a pubAck, or returns
+// ok false for anything but the plain success answer (keys stream, seq, duplicate, batch and
+// count, each once, without escapes): an error answer, for one, goes to encoding/json.
+func decodePubAck(data []byte) (ack pubAck, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return ack, false
+	}
+	i = skipSpace(data, i+1)
+	seen := 0
+	if i < len(data) && data[i] == '}' {
+		return pubAck{}, skipSpace(data, i+1) == len(data)
+	}
+	for {
+		key, next, ok := plainStringAt(data, i)
+		if !ok {
+			return pubAck{}, false
+		}
+		i = skipSpace(data, next)
+		if i >= len(data) || data[i] != ':' {
+			return pubAck{}, false
+		}
+		i = skipSpace(data, i+1)
+		var bit int
+		switch key {
+		case "stream":
+			bit = 1
+			ack.Stream, i, ok = stringValue(data, i)
+		case "batch":
+			bit = 2
+			ack.BatchID, i, ok = stringValue(data, i)
+		case "seq":
+			bit = 4
+			ack.Sequence, i, ok = uintValue(data, i)
+		case "count":
+			bit = 8
+			ack.Count, i, ok = uintValue(data, i)
+		case "duplicate":
+			bit = 16
+			switch {
+			case scanLiteral(data, i, "true") > i:
+				ack.Duplicate, i = true, i+4
+			case scanLiteral(data, i, "false") > i:
+				ack.Duplicate, i = false, i+5
+			default:
+				ok = false
+			}
+		default:
+			ok = false
+		}
+		if !ok || seen&bit != 0 {
+			return pubAck{}, false
+		}
+		seen |= bit
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return pubAck{}, false
+		}
+		if data[i] == '}' {
+			if skipSpace(data, i+1) != len(data) {
+				return pubAck{}, false
+			}
+			return ack, true
+		}
+		if data[i] != ',' {
+			return pubAck{}, false
+		}
+		i = skipSpace(data, i+1)
+	}
+}
+
+// uintValue reads a uint64 field's value: a JSON integer without sign, fraction or exponent that
+// fits.
+func uintValue(data []byte, i int) (uint64, int, bool) {
+	j := i
+	for j < len(data) && data[j] >= '0' && data[j] <= '9' {
+		j++
+	}
+	if j == i || (data[i] == '0' && j-i > 1) {
+		return 0, i, false
+	}
+	if j < len(data) {
+		switch data[j] {
+		case '.', 'e', 'E':
+			return 0, i, false
+		}
+	}
+	n, err := strconv.ParseUint(string(data[i:j]), 10, 64)
+	if err != nil {
+		return 0, i, false
+	}
+	return n, j, true
+}

@@ -136,3 +136,45 @@ func FuzzEnvelopeCodec(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPubAck holds decodePubAck to encoding/json: what it accepts json.Unmarshal accepts, into
+// the same pubAck.
+func FuzzPubAck(f *testing.F) {
+	f.Add([]byte(`{"stream":"EVENTS","seq":42}`))
+	f.Add([]byte(`{"stream":"EVENTS","seq":7,"duplicate":true}`))
+	f.Add([]byte(` { "stream" : "E" , "batch":"b1","count":3,"seq":18446744073709551615 } `))
+	f.Add([]byte(`{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"},"stream":"E","seq":0}`))
+	f.Add([]byte(`{"seq":01}`))
+	f.Add([]byte(`{"seq":1,"seq":2}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := decodePubAck(data)
+		if !ok {
+			return
+		}
+		var want pubAck
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("decodePubAck accepted %q, which encoding/json refuses: %v", data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodePubAck(%q) = %+v, encoding/json %+v", data, got, want)
+		}
+	})
+}
+
+// TestDecodePubAck: the plain answers take the fast path; an error answer does not.
+func TestDecodePubAck(t *testing.T) {
+	for data, want := range map[string]pubAck{
+		`{"stream":"EVENTS","seq":42}`:                  {Stream: "EVENTS", Sequence: 42},
+		`{"stream":"EVENTS","seq":7,"duplicate":true}`:  {Stream: "EVENTS", Sequence: 7, Duplicate: true},
+		`{"stream":"E","batch":"b","count":2,"seq":9} `: {Stream: "E", BatchID: "b", Count: 2, Sequence: 9},
+	} {
+		if got, ok := decodePubAck([]byte(data)); !ok || got != want {
+			t.Errorf("decodePubAck(%s) = %+v, %v; want %+v", data, got, ok, want)
+		}
+	}
+	for _, data := range []string{`{"error":{"code":503},"stream":"E"}`, `{"seq":-1}`, `{"seq":1.0}`, `{"seq":1,"seq":2}`, `{"stream":"E\u0041"}`, `{"seq":1}x`} {
+		if got, ok := decodePubAck([]byte(data)); ok {
+			t.Errorf("decodePubAck(%s) took the fast path: %+v", data, got)
+		}
+	}
+}
