@@ -192,6 +192,13 @@ func (c *requestCheck) passes(r *http.Request, decoded any, isJSON bool) bool {
 	return c.pathPasses(r) && c.headersPass(r) && c.queryPasses(r) && c.bodyPasses(r, decoded, isJSON)
 }
 
+// passesRaw is passes for a request whose body is not decoded yet: it answers true only for an
+// operation whose body is a simpleObject and a body of plain strings (simpleObject.passesRaw).
+func (c *requestCheck) passesRaw(r *http.Request, body []byte) bool {
+	return c.simpleBody != nil && c.simpleBody.passesRaw(body) && c.mediaTypePasses(r) &&
+		c.pathPasses(r) && c.headersPass(r) && c.queryPasses(r)
+}
+
 func (c *requestCheck) pathPasses(r *http.Request) bool {
 	if r.URL.Fragment != "" {
 		return false
@@ -294,17 +301,21 @@ func (c *requestCheck) bodyPasses(r *http.Request, decoded any, isJSON bool) boo
 	if c.body == nil {
 		return true
 	}
-	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" ||
-		len(params) > 1 || (len(params) == 1 && !strings.EqualFold(params["charset"], "utf-8")) {
-		return false
-	}
-	if !isJSON {
+	if !c.mediaTypePasses(r) || !isJSON {
 		return false
 	}
 	if c.simpleBody != nil {
 		return c.simpleBody.passes(decoded)
 	}
 	return c.body.Validate(decoded) == nil
+}
+
+// mediaTypePasses reports whether the request's Content-Type is one the validator takes for the
+// JSON body: application/json, with at most a charset of utf-8.
+func (c *requestCheck) mediaTypePasses(r *http.Request) bool {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json" &&
+		(len(params) == 0 || (len(params) == 1 && strings.EqualFold(params["charset"], "utf-8")))
 }
 
 // passes reports whether the string value certainly satisfies the parameter's schema.

@@ -207,3 +207,103 @@ func isUUID(s string) bool {
 	}
 	return true
 }
+
+// passesRaw reports whether body, a request body not decoded yet, certainly satisfies the schema:
+// it must be a JSON object whose keys and values are strings without escapes or control
+// characters, in valid UTF-8 (so each decodes to its own bytes), each key once. Anything else is
+// "not sure", and the caller decodes the body and checks it the general way.
+func (o *simpleObject) passesRaw(body []byte) bool {
+	i := skipJSONSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return false
+	}
+	i = skipJSONSpace(body, i+1)
+	var keys [8]string // the keys seen, to refuse a repeat (more keys: not sure)
+	n := 0
+	if i < len(body) && body[i] == '}' {
+		i++
+	} else {
+		for {
+			key, next, ok := rawString(body, i)
+			if !ok || n == len(keys) {
+				return false
+			}
+			for _, k := range keys[:n] {
+				if k == key {
+					return false
+				}
+			}
+			keys[n] = key
+			n++
+			i = skipJSONSpace(body, next)
+			if i >= len(body) || body[i] != ':' {
+				return false
+			}
+			value, next, ok := rawString(body, skipJSONSpace(body, i+1))
+			if !ok {
+				return false
+			}
+			if s := o.props[key]; s == nil {
+				if o.closed {
+					return false
+				}
+			} else if !s.passes(value) {
+				return false
+			}
+			i = skipJSONSpace(body, next)
+			if i >= len(body) {
+				return false
+			}
+			if body[i] == '}' {
+				i++
+				break
+			}
+			if body[i] != ',' {
+				return false
+			}
+			i = skipJSONSpace(body, i+1)
+		}
+	}
+	if skipJSONSpace(body, i) != len(body) {
+		return false
+	}
+	for _, r := range o.required {
+		found := false
+		for _, k := range keys[:n] {
+			found = found || k == r
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// skipJSONSpace returns the index of the first byte at or after i that is not JSON whitespace.
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// rawString returns the JSON string at b[i] when it has no escape and no control character and
+// is valid UTF-8, and the index after it.
+func rawString(b []byte, i int) (string, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", i, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			s := b[i+1 : j]
+			if !utf8.Valid(s) {
+				return "", i, false
+			}
+			return string(s), j + 1, true
+		case c == '\\' || c < 0x20:
+			return "", i, false
+		}
+	}
+	return "", i, false
+}

@@ -138,7 +138,20 @@ func TestSimpleSchemas(t *testing.T) {
 			t.Errorf("closed object passes %s = %v, want %v", v, got, want)
 		}
 	}
+	for body, want := range map[string]bool{
+		`{"a":"xy"}`: true, " {\n \"a\" : \"ü\" } ": true, `{"a":"xyz"}`: false, `{}`: false, `{"a":"x","b":"y"}`: false,
+		`{"a":"x","a":"y"}`: false, `{"a":"\u0078"}`: false, `{"a":1}`: false, `{"a":"x"}x`: false, `{"a":"x"`: false,
+		"{\"a\":\"\xff\"}": false, "{\"a\":\"\t\"}": false, `[]`: false, ``: false,
+	} {
+		if got := obj.passesRaw([]byte(body)); got != want {
+			t.Errorf("closed object passesRaw %q = %v, want %v", body, got, want)
+		}
+	}
 	obj.closed = false
+	if !obj.passesRaw([]byte(`{"a":"x","b":"y"}`)) || obj.passesRaw([]byte(`{"a":"x","b":1}`)) ||
+		obj.passesRaw([]byte(`{"a":"x","b":"1","c":"","d":"","e":"","f":"","g":"","h":"","i":""}`)) {
+		t.Error("open object: passesRaw takes unknown plain strings only, and at most 8 keys (not 9)")
+	}
 	var decoded any
 	_ = json.Unmarshal([]byte(`{"a":"x","b":[1]}`), &decoded)
 	if !obj.passes(decoded) {
