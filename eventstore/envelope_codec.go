@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -122,87 +123,106 @@ const (
 // when data has anything it leaves to encoding/json: invalid JSON, an unknown, repeated or escaped
 // key, a null, an escaped string, a value of another type than the field's.
 func decodeEnvelope(data []byte) (env domain.Envelope, ok bool) {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return env, false
-	}
-	i = skipSpace(data, i+1)
 	seen := 0
-	if i < len(data) && data[i] == '}' {
-		i++
-	} else {
-		for {
-			key, next, ok := plainStringAt(data, i)
-			if !ok {
-				return env, false
+	ok = wholeObject(data, func(key string, i int) (int, bool) {
+		var (
+			bit  int
+			next int
+			ok   bool
+		)
+		switch key {
+		case "id":
+			bit = keyID
+			env.ID, next, ok = plainStringAt(data, i)
+		case "type":
+			bit = keyType
+			env.Type, next, ok = plainStringAt(data, i)
+		case "schema_version":
+			bit = keySchemaVersion
+			var n int64
+			n, next, ok = integerAt(data, i, true)
+			env.SchemaVersion = int(n)
+		case "tenant_id":
+			bit = keyTenantID
+			env.TenantID, next, ok = plainStringAt(data, i)
+		case "aggregate_type":
+			bit = keyAggregateType
+			env.AggregateType, next, ok = plainStringAt(data, i)
+		case "aggregate_id":
+			bit = keyAggregateID
+			env.AggregateID, next, ok = plainStringAt(data, i)
+		case "occurred_at":
+			bit = keyOccurredAt
+			env.OccurredAt, next, ok = timeValue(data, i)
+		case "actor":
+			bit = keyActor
+			env.Actor, next, ok = actorValue(data, i)
+		case "correlation_id":
+			bit = keyCorrelationID
+			env.CorrelationID, next, ok = plainStringAt(data, i)
+		case "causation_id":
+			bit = keyCausationID
+			env.CausationID, next, ok = plainStringAt(data, i)
+		case "payload":
+			bit = keyPayload
+			next, _ = scanJSON(data, i, 1) // inside the envelope: one level down
+			if ok = next > i; ok {
+				env.Payload = json.RawMessage(append([]byte(nil), data[i:next]...))
 			}
-			i = skipSpace(data, next)
-			if i >= len(data) || data[i] != ':' {
-				return env, false
-			}
-			i = skipSpace(data, i+1)
-			var bit int
-			switch key {
-			case "id":
-				bit = keyID
-				env.ID, i, ok = stringValue(data, i)
-			case "type":
-				bit = keyType
-				env.Type, i, ok = stringValue(data, i)
-			case "schema_version":
-				bit = keySchemaVersion
-				env.SchemaVersion, i, ok = intValue(data, i)
-			case "tenant_id":
-				bit = keyTenantID
-				env.TenantID, i, ok = stringValue(data, i)
-			case "aggregate_type":
-				bit = keyAggregateType
-				env.AggregateType, i, ok = stringValue(data, i)
-			case "aggregate_id":
-				bit = keyAggregateID
-				env.AggregateID, i, ok = stringValue(data, i)
-			case "occurred_at":
-				bit = keyOccurredAt
-				env.OccurredAt, i, ok = timeValue(data, i)
-			case "actor":
-				bit = keyActor
-				env.Actor, i, ok = actorValue(data, i)
-			case "correlation_id":
-				bit = keyCorrelationID
-				env.CorrelationID, i, ok = stringValue(data, i)
-			case "causation_id":
-				bit = keyCausationID
-				env.CausationID, i, ok = stringValue(data, i)
-			case "payload":
-				bit = keyPayload
-				end, _ := scanJSON(data, i, 1) // inside the envelope: one level down
-				if ok = end > i; ok {
-					env.Payload = json.RawMessage(append([]byte(nil), data[i:end]...))
-					i = end
-				}
-			}
-			if !ok || seen&bit != 0 {
-				return domain.Envelope{}, false
-			}
-			seen |= bit
-			i = skipSpace(data, i)
-			if i >= len(data) {
-				return domain.Envelope{}, false
-			}
-			if data[i] == '}' {
-				i++
-				break
-			}
-			if data[i] != ',' {
-				return domain.Envelope{}, false
-			}
-			i = skipSpace(data, i+1)
 		}
-	}
-	if skipSpace(data, i) != len(data) {
+		if !ok || seen&bit != 0 {
+			return i, false
+		}
+		seen |= bit
+		return next, true
+	})
+	if !ok {
 		return domain.Envelope{}, false
 	}
 	return env, true
+}
+
+// wholeObject reports whether data is, between optional whitespace, one JSON object whose keys
+// are plain strings (plainStringAt) and whose values member reads: member gets each key and the
+// index of its value, and returns the index after the value, or false to refuse the object.
+func wholeObject(data []byte, member func(key string, i int) (next int, ok bool)) bool {
+	end, ok := objectAt(data, skipSpace(data, 0), member)
+	return ok && skipSpace(data, end) == len(data)
+}
+
+// objectAt reads the JSON object at data[i] as wholeObject does and returns the index after it.
+func objectAt(data []byte, i int, member func(key string, i int) (next int, ok bool)) (int, bool) {
+	if i >= len(data) || data[i] != '{' {
+		return i, false
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		key, next, ok := plainStringAt(data, i)
+		if !ok {
+			return i, false
+		}
+		i = skipSpace(data, next)
+		if i >= len(data) || data[i] != ':' {
+			return i, false
+		}
+		if i, ok = member(key, skipSpace(data, i+1)); !ok {
+			return i, false
+		}
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return i, false
+		}
+		if data[i] == '}' {
+			return i + 1, true
+		}
+		if data[i] != ',' {
+			return i, false
+		}
+		i = skipSpace(data, i+1)
+	}
 }
 
 // skipSpace returns the index of the first byte at or after i that is not JSON whitespace.
@@ -242,35 +262,23 @@ func plainStringAt(data []byte, i int) (s string, next int, ok bool) {
 	return "", i, false
 }
 
-// stringValue reads a string field's value (see plainStringAt).
-func stringValue(data []byte, i int) (string, int, bool) {
-	return plainStringAt(data, i)
-}
-
-// intValue reads an int field's value: a JSON integer without fraction or exponent that fits.
-func intValue(data []byte, i int) (int, int, bool) {
-	j := i
-	if j < len(data) && data[j] == '-' {
-		j++
-	}
-	digits := j
-	for j < len(data) && data[j] >= '0' && data[j] <= '9' {
-		j++
-	}
-	if j == digits || (data[digits] == '0' && j-digits > 1) {
+// integerAt reads a JSON integer (no fraction or exponent; a sign only when signed) that fits an
+// int or, unsigned, a uint64 (returned as its bits in the int64).
+func integerAt(data []byte, i int, signed bool) (int64, int, bool) {
+	if i >= len(data) {
 		return 0, i, false
 	}
-	if j < len(data) {
-		switch data[j] {
-		case '.', 'e', 'E':
-			return 0, i, false
-		}
-	}
-	n, err := strconv.ParseInt(string(data[i:j]), 10, strconv.IntSize)
-	if err != nil {
+	end := scanNumber(data, i)
+	span := data[i:end]
+	if end == i || bytes.ContainsAny(span, ".eE") || (!signed && span[0] == '-') {
 		return 0, i, false
 	}
-	return int(n), j, true
+	if signed {
+		n, err := strconv.ParseInt(string(span), 10, strconv.IntSize)
+		return n, end, err == nil
+	}
+	n, err := strconv.ParseUint(string(span), 10, 64)
+	return int64(n), end, err == nil
 }
 
 // timeValue reads a time field's value the way encoding/json does: time.Time's UnmarshalJSON on
@@ -289,49 +297,21 @@ func timeValue(data []byte, i int) (time.Time, int, bool) {
 
 // actorValue reads the actor object: keys type and id, each at most once.
 func actorValue(data []byte, i int) (a domain.Actor, next int, ok bool) {
-	if i >= len(data) || data[i] != '{' {
-		return a, i, false
-	}
-	i = skipSpace(data, i+1)
-	if i < len(data) && data[i] == '}' {
-		return a, i + 1, true
-	}
 	var seenType, seenID bool
-	for {
-		key, j, ok := plainStringAt(data, i)
-		if !ok {
-			return a, i, false
-		}
-		j = skipSpace(data, j)
-		if j >= len(data) || data[j] != ':' {
-			return a, i, false
-		}
-		j = skipSpace(data, j+1)
-		var v string
-		v, j, ok = plainStringAt(data, j)
-		if !ok {
-			return a, i, false
-		}
+	next, ok = objectAt(data, i, func(key string, i int) (int, bool) {
+		v, next, ok := plainStringAt(data, i)
 		switch {
+		case !ok:
 		case key == "type" && !seenType:
 			a.Type, seenType = v, true
 		case key == "id" && !seenID:
 			a.ID, seenID = v, true
 		default:
-			return a, i, false
+			ok = false
 		}
-		j = skipSpace(data, j)
-		if j >= len(data) {
-			return a, i, false
-		}
-		if data[j] == '}' {
-			return a, j + 1, true
-		}
-		if data[j] != ',' {
-			return a, i, false
-		}
-		i = skipSpace(data, j+1)
-	}
+		return next, ok
+	})
+	return a, next, ok
 }
 
 // scanJSON validates the JSON value starting at data[i] (no leading whitespace) as encoding/json
@@ -505,92 +485,45 @@ func scanLiteral(data []byte, i int, lit string) int {
 // ok false for anything but the plain success answer (keys stream, seq, duplicate, batch and
 // count, each once, without escapes): an error answer, for one, goes to encoding/json.
 func decodePubAck(data []byte) (ack pubAck, ok bool) {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return ack, false
-	}
-	i = skipSpace(data, i+1)
 	seen := 0
-	if i < len(data) && data[i] == '}' {
-		return pubAck{}, skipSpace(data, i+1) == len(data)
-	}
-	for {
-		key, next, ok := plainStringAt(data, i)
-		if !ok {
-			return pubAck{}, false
-		}
-		i = skipSpace(data, next)
-		if i >= len(data) || data[i] != ':' {
-			return pubAck{}, false
-		}
-		i = skipSpace(data, i+1)
-		var bit int
+	ok = wholeObject(data, func(key string, i int) (int, bool) {
+		var (
+			bit, next int
+			ok        bool
+			n         int64
+		)
 		switch key {
 		case "stream":
 			bit = 1
-			ack.Stream, i, ok = stringValue(data, i)
+			ack.Stream, next, ok = plainStringAt(data, i)
 		case "batch":
 			bit = 2
-			ack.BatchID, i, ok = stringValue(data, i)
+			ack.BatchID, next, ok = plainStringAt(data, i)
 		case "seq":
 			bit = 4
-			ack.Sequence, i, ok = uintValue(data, i)
+			n, next, ok = integerAt(data, i, false)
+			ack.Sequence = uint64(n)
 		case "count":
 			bit = 8
-			ack.Count, i, ok = uintValue(data, i)
+			n, next, ok = integerAt(data, i, false)
+			ack.Count = uint64(n)
 		case "duplicate":
 			bit = 16
 			switch {
 			case scanLiteral(data, i, "true") > i:
-				ack.Duplicate, i = true, i+4
+				ack.Duplicate, next, ok = true, i+4, true
 			case scanLiteral(data, i, "false") > i:
-				ack.Duplicate, i = false, i+5
-			default:
-				ok = false
+				ack.Duplicate, next, ok = false, i+5, true
 			}
-		default:
-			ok = false
 		}
 		if !ok || seen&bit != 0 {
-			return pubAck{}, false
+			return i, false
 		}
 		seen |= bit
-		i = skipSpace(data, i)
-		if i >= len(data) {
-			return pubAck{}, false
-		}
-		if data[i] == '}' {
-			if skipSpace(data, i+1) != len(data) {
-				return pubAck{}, false
-			}
-			return ack, true
-		}
-		if data[i] != ',' {
-			return pubAck{}, false
-		}
-		i = skipSpace(data, i+1)
+		return next, true
+	})
+	if !ok {
+		return pubAck{}, false
 	}
-}
-
-// uintValue reads a uint64 field's value: a JSON integer without sign, fraction or exponent that
-// fits.
-func uintValue(data []byte, i int) (uint64, int, bool) {
-	j := i
-	for j < len(data) && data[j] >= '0' && data[j] <= '9' {
-		j++
-	}
-	if j == i || (data[i] == '0' && j-i > 1) {
-		return 0, i, false
-	}
-	if j < len(data) {
-		switch data[j] {
-		case '.', 'e', 'E':
-			return 0, i, false
-		}
-	}
-	n, err := strconv.ParseUint(string(data[i:j]), 10, 64)
-	if err != nil {
-		return 0, i, false
-	}
-	return n, j, true
+	return ack, true
 }

@@ -69,6 +69,8 @@ func TestEnvelopeCodecMatchesEncodingJSON(t *testing.T) {
 		"trailing data":   `{"id":"a"}x`,
 		"not an object":   `["id"]`,
 		"bad payload":     `{"payload":{"a" 1}}`,
+		"cut short":       `{"schema_version":`,
+		"cut in actor":    `{"actor":{"type":"a",`,
 	} {
 		if env, ok := decodeEnvelope([]byte(body)); ok {
 			t.Errorf("%s: fast path taken: %+v", name, env)
@@ -172,7 +174,7 @@ func TestDecodePubAck(t *testing.T) {
 			t.Errorf("decodePubAck(%s) = %+v, %v; want %+v", data, got, ok, want)
 		}
 	}
-	for _, data := range []string{`{"error":{"code":503},"stream":"E"}`, `{"seq":-1}`, `{"seq":1.0}`, `{"seq":1,"seq":2}`, `{"stream":"E\u0041"}`, `{"seq":1}x`} {
+	for _, data := range []string{`{"error":{"code":503},"stream":"E"}`, `{"seq":-1}`, `{"seq":1.0}`, `{"seq":1,"seq":2}`, `{"stream":"E\u0041"}`, `{"seq":1}x`, `{"seq":`, `{"seq":1,`} {
 		if got, ok := decodePubAck([]byte(data)); ok {
 			t.Errorf("decodePubAck(%s) took the fast path: %+v", data, got)
 		}
