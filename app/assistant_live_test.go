@@ -2,13 +2,11 @@ package app_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/metachat/metachat/app"
 	"github.com/metachat/metachat/domain"
-	"github.com/metachat/metachat/eventstore"
 )
 
 // TestLiveRepliesCarryCitations: the assistant's reply reaches a visitor's live follower with its
@@ -16,15 +14,8 @@ import (
 func TestLiveRepliesCarryCitations(t *testing.T) {
 	t.Parallel()
 	h := newAsstHarness(t, nil)
-	live, err := app.NewLive(app.LiveConfig{Store: h.Store, Registry: h.Registry, Signals: eventstore.NewMemorySignals()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = live.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
-	<-live.Running()
+	live := runLive(t, app.LiveConfig{Store: h.Store, Registry: h.Registry})
+	ctx := t.Context()
 
 	h.upload(t, "bikes.md", bikeManual)
 	conv, visitor := h.start(t, true)

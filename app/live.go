@@ -102,12 +102,11 @@ type Live struct {
 	instance string
 	mu       sync.Mutex
 	follows  map[liveKey]map[*Follower]struct{}
-	// followers counts the followers in follows; reading is the current reading of the stream
-	// (nil while idle), wanted wakes Run when the first follower creates one.
-	followers int
-	reading   *liveReading
-	wanted    chan struct{}
-	decider   domain.Decider[domain.Conversation, domain.ConversationCommand]
+	// reading is the current reading of the stream (nil while idle); wanted wakes Run when the
+	// first follower creates one. follows holds no empty set, so it is empty without followers.
+	reading *liveReading
+	wanted  chan struct{}
+	decider domain.Decider[domain.Conversation, domain.ConversationCommand]
 	// position is the next stream sequence the hub reads.
 	position atomic.Uint64
 	running  chan struct{}
@@ -206,28 +205,23 @@ func (l *Live) read(ctx context.Context, r *liveReading) bool {
 		}
 	}
 	close(r.ready)
+	// sctx ends when the hub goes idle (or ctx ends).
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	idle := make(chan struct{})
 	go func() {
 		defer close(idle)
 		l.untilIdle(sctx, r)
 		cancel()
 	}()
+	defer func() { cancel(); <-idle }()
 	backoff := 100 * time.Millisecond
 	for {
 		err := l.subscribe(sctx)
-		if ctx.Err() != nil {
-			<-idle
-			return false
-		}
 		if sctx.Err() != nil {
-			<-idle
-			return true
+			return ctx.Err() == nil
 		}
 		l.log.WarnContext(ctx, "live: subscription ended; resuming", "from", l.position.Load(), "error", err)
 		if !sleepCtx(sctx, backoff) {
-			<-idle
 			return ctx.Err() == nil
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -250,7 +244,7 @@ func (l *Live) untilIdle(ctx context.Context, r *liveReading) {
 		case now := <-t.C:
 			l.mu.Lock()
 			switch {
-			case l.followers > 0:
+			case len(l.follows) > 0:
 				since = time.Time{}
 			case since.IsZero():
 				since = now
@@ -339,8 +333,7 @@ func (l *Live) dispatch(key liveKey, item liveItem, skip *Follower) {
 			if item.typing != nil {
 				continue // a typing notice is not worth dropping a follower for
 			}
-			delete(l.follows[key], f)
-			l.followers--
+			l.unfollow(f)
 			f.lag()
 		}
 	}
@@ -437,7 +430,6 @@ func (l *Live) Follow(ctx context.Context, p domain.Principal, conversationID st
 		l.follows[f.key] = map[*Follower]struct{}{}
 	}
 	l.follows[f.key][f] = struct{}{}
-	l.followers++
 	if l.reading == nil {
 		l.reading = &liveReading{ready: make(chan struct{})}
 		select {
@@ -564,15 +556,17 @@ func (f *Follower) Close() {
 	f.closed.Do(func() {
 		l := f.live
 		l.mu.Lock()
-		if _, ok := l.follows[f.key][f]; ok {
-			l.followers--
-		}
-		delete(l.follows[f.key], f)
-		if len(l.follows[f.key]) == 0 {
-			delete(l.follows, f.key)
-		}
+		l.unfollow(f)
 		l.mu.Unlock()
 	})
+}
+
+// unfollow removes f from the hub, and its conversation's set when that empties. l.mu is held.
+func (l *Live) unfollow(f *Follower) {
+	delete(l.follows[f.key], f)
+	if len(l.follows[f.key]) == 0 {
+		delete(l.follows, f.key)
+	}
 }
 
 // Followers is how many followers the hub has (for metrics and tests).

@@ -12,6 +12,23 @@ import (
 	"github.com/metachat/metachat/eventstore"
 )
 
+// runLive starts a hub for cfg (with in-memory signals) until the test ends, and waits until it
+// runs.
+func runLive(t *testing.T, cfg app.LiveConfig) *app.Live {
+	t.Helper()
+	cfg.Signals = eventstore.NewMemorySignals()
+	live, err := app.NewLive(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = live.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	<-live.Running()
+	return live
+}
+
 // TestLiveReadsTheStreamOnlyWithFollowers shows the hub idle without followers, reading once one
 // follows, going idle again IdleAfter after the last one left, and a follower that comes while
 // it is idle getting every message: those stored meanwhile by catching up, and one stored while
@@ -19,16 +36,8 @@ import (
 func TestLiveReadsTheStreamOnlyWithFollowers(t *testing.T) {
 	t.Parallel()
 	h := newConvHarness(t)
-	live, err := app.NewLive(app.LiveConfig{Store: h.Store, Registry: h.Registry,
-		Signals: eventstore.NewMemorySignals(), IdleAfter: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = live.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
-	<-live.Running()
+	live := runLive(t, app.LiveConfig{Store: h.Store, Registry: h.Registry, IdleAfter: 20 * time.Millisecond})
+	ctx := t.Context()
 
 	agent := convAgent()
 	conv := h.create(t, agent, domain.Contact{ExternalID: "visitor-1"})
