@@ -197,11 +197,18 @@ func (w *Waiter) WaitFor(ctx context.Context, projection string, seq uint64) err
 func (w *Waiter) reached(projection string, seq uint64) (ok, known bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	cp, found := w.activeCheckpoint(projection)
+	return found && cp >= seq, found && w.listening
+}
+
+// activeCheckpoint is the highest checkpoint seen of the projection's active generation, if that
+// generation is known. w.mu must be held.
+func (w *Waiter) activeCheckpoint(projection string) (uint64, bool) {
 	gen, found := w.active[projection]
 	if !found {
-		return false, false
+		return 0, false
 	}
-	return w.latest[genKey{projection, gen}] >= seq, w.listening
+	return w.latest[genKey{projection, gen}], true
 }
 
 // read reads the active generation and checkpoint of one projection into memory.
@@ -288,10 +295,7 @@ func (w *Waiter) notified(channel, payload string) {
 	}
 	// Only the calls whose seq the active generation has reached are woken (signal does not
 	// block); after a switch, all of them re-check.
-	reached := uint64(0)
-	if active, ok := w.active[projection]; ok {
-		reached = w.latest[genKey{projection, active}]
-	}
+	reached, _ := w.activeCheckpoint(projection)
 	for ch, seq := range w.waiters[projection] {
 		if channel == SwitchChannel || seq <= reached {
 			signal(ch)
